@@ -1,0 +1,275 @@
+//! The one error type, and what it says about each way a worker can fail.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+
+/// Why a worker did not hand back a value.
+///
+/// Every way a worker can fail is told apart, through predicates and accessors rather than
+/// public variants (as in [`std::io::Error`]), so that new cases can be added without breaking
+/// callers. A worker's own typed `Err` is not one of them: it arrives as the `Ok` value of
+/// [`JoinHandle::join`](crate::JoinHandle::join), exactly as the function returned it.
+///
+/// | what happened | how to tell |
+/// |---|---|
+/// | the worker panicked | [`is_panic`](Error::is_panic), [`panic_message`](Error::panic_message), [`panic_location`](Error::panic_location) |
+/// | a signal killed it (a crash, or [`kill`](crate::JoinHandle::kill)) | [`signal`](Error::signal), [`signal_name`](Error::signal_name) |
+/// | it exited without a result | [`exit_code`](Error::exit_code) |
+/// | it ran past its timeout and was killed | [`is_timeout`](Error::is_timeout) |
+/// | its result could not be encoded, or decoded | [`is_codec`](Error::is_codec) |
+/// | the pipe carried a bad or truncated frame | [`is_bad_frame`](Error::is_bad_frame) |
+/// | the process or its pipe could not be created (`EAGAIN`, `EMFILE`, …) | [`is_spawn`](Error::is_spawn), [`io_error`](Error::io_error) |
+/// | a system call failed while waiting for it | [`io_error`](Error::io_error) |
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    worker: &'static str,
+    kind: ErrorKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum ErrorKind {
+    Spawn(io::Error),
+    Io(io::Error),
+    Panic(PanicReport),
+    Signal(i32),
+    Exit(i32),
+    Timeout(Duration),
+    Encode(String),
+    Decode(String),
+    Frame(String),
+}
+
+/// A panic, as the worker reports it to its parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PanicReport {
+    pub(crate) message: String,
+    pub(crate) location: Option<PanicLocation>,
+}
+
+/// Where a worker panicked: the file, line and column of the `panic!` (or the failed
+/// `unwrap`, index, …), as [`std::panic::Location`] gives them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanicLocation {
+    file: String,
+    line: u32,
+    column: u32,
+}
+
+impl PanicLocation {
+    pub(crate) fn from_std(location: &std::panic::Location<'_>) -> Self {
+        PanicLocation {
+            file: location.file().to_owned(),
+            line: location.line(),
+            column: location.column(),
+        }
+    }
+
+    /// The source file, as `file!()` spells it.
+    #[must_use]
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The line, counted from 1.
+    #[must_use]
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The column, counted from 1.
+    #[must_use]
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl fmt::Display for PanicLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+impl Error {
+    pub(crate) fn new(worker: &'static str, kind: ErrorKind) -> Self {
+        Error {
+            inner: Box::new(Inner { worker, kind }),
+        }
+    }
+
+    /// The path of the worker function (`my_crate::hash_password`).
+    #[must_use]
+    pub fn worker(&self) -> &'static str {
+        self.inner.worker
+    }
+
+    /// Whether the worker panicked.
+    #[must_use]
+    pub fn is_panic(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Panic(_))
+    }
+
+    /// The worker's panic message, if it panicked (`"<non-string panic payload>"` when the
+    /// payload was neither a `&str` nor a `String`).
+    #[must_use]
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.inner.kind {
+            ErrorKind::Panic(report) => Some(&report.message),
+            _ => None,
+        }
+    }
+
+    /// Where the worker panicked, if it panicked and the location is known. It is unknown when
+    /// the program replaced the panic hook after the first worker was spawned.
+    #[must_use]
+    pub fn panic_location(&self) -> Option<&PanicLocation> {
+        match &self.inner.kind {
+            ErrorKind::Panic(report) => report.location.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed the worker (`9` for `SIGKILL`), if one did. A crash (`SIGSEGV`,
+    /// `SIGABRT`, …) and [`JoinHandle::kill`](crate::JoinHandle::kill) both show here; a
+    /// timeout does not, see [`is_timeout`](Error::is_timeout).
+    #[must_use]
+    pub fn signal(&self) -> Option<i32> {
+        match self.inner.kind {
+            ErrorKind::Signal(signal) => Some(signal),
+            _ => None,
+        }
+    }
+
+    /// The name of the signal that killed the worker (`"SIGSEGV"`), if one did.
+    #[must_use]
+    pub fn signal_name(&self) -> Option<&'static str> {
+        self.signal().and_then(sys::signal_name)
+    }
+
+    /// The exit code, if the worker process exited (by `std::process::exit`, say) without
+    /// sending a result.
+    #[must_use]
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.inner.kind {
+            ErrorKind::Exit(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether the worker ran past its timeout. It has been killed and reaped.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Timeout(_))
+    }
+
+    /// Whether the result could not be encoded in the worker or decoded in the caller, for
+    /// example because its type uses `#[serde(flatten)]` or `#[serde(untagged)]`, which the
+    /// wire format cannot represent.
+    #[must_use]
+    pub fn is_codec(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Encode(_) | ErrorKind::Decode(_))
+    }
+
+    /// Whether the bytes from the worker were not a well-formed frame.
+    #[must_use]
+    pub fn is_bad_frame(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Frame(_))
+    }
+
+    /// Whether the worker could not be started: `fork` or `pipe` failed, typically with
+    /// `EAGAIN` (too many processes) or `EMFILE` (too many open files).
+    #[must_use]
+    pub fn is_spawn(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Spawn(_))
+    }
+
+    /// The operating system's error, when a system call failed.
+    #[must_use]
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match &self.inner.kind {
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let worker = self.inner.worker;
+        match &self.inner.kind {
+            ErrorKind::Spawn(err) => write!(f, "failed to spawn worker `{worker}`: {err}"),
+            ErrorKind::Io(err) => write!(f, "failed to wait for worker `{worker}`: {err}"),
+            ErrorKind::Panic(PanicReport {
+                message,
+                location: Some(location),
+            }) => write!(f, "worker `{worker}` panicked at {location}: {message}"),
+            ErrorKind::Panic(PanicReport {
+                message,
+                location: None,
+            }) => write!(f, "worker `{worker}` panicked: {message}"),
+            ErrorKind::Signal(signal) => match sys::signal_name(*signal) {
+                Some(name) => write!(
+                    f,
+                    "worker `{worker}` was killed by signal {signal} ({name})"
+                ),
+                None => write!(f, "worker `{worker}` was killed by signal {signal}"),
+            },
+            ErrorKind::Exit(code) => {
+                write!(
+                    f,
+                    "worker `{worker}` exited with code {code} without a result"
+                )
+            }
+            ErrorKind::Timeout(after) => {
+                write!(
+                    f,
+                    "worker `{worker}` timed out after {after:?} and was killed"
+                )
+            }
+            ErrorKind::Encode(msg) => {
+                write!(f, "worker `{worker}` could not encode its result: {msg}")
+            }
+            ErrorKind::Decode(msg) => {
+                write!(f, "failed to decode the result of worker `{worker}`: {msg}")
+            }
+            ErrorKind::Frame(msg) => write!(f, "worker `{worker}` sent a bad frame: {msg}"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("worker", &self.inner.worker)
+            .field("kind", &self.inner.kind)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.inner.kind {
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    /// Keeps the operating system's error where there is one (so `EAGAIN` stays `EAGAIN`), and
+    /// wraps the rest as [`io::ErrorKind::Other`] (timeouts as [`io::ErrorKind::TimedOut`]).
+    fn from(err: Error) -> Self {
+        match err.inner.kind {
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) => err,
+            ErrorKind::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, err),
+            _ => io::Error::other(err),
+        }
+    }
+}

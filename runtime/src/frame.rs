@@ -1,0 +1,205 @@
+//! Length-prefixed frames: a tag byte, the payload's length as a little-endian `u64`, the payload.
+
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use crate::sys;
+
+pub(crate) const HEADER_LEN: usize = 9;
+
+/// The largest payload a frame may announce. Anything larger is taken for a corrupt header
+/// rather than allocated for: Lambda's largest function has 10 GiB of memory in all.
+pub(crate) const MAX_PAYLOAD: u64 = 8 << 30;
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tag {
+    /// The encoded return value.
+    Value = 0,
+    /// The worker panicked: an encoded [`crate::error::PanicReport`].
+    Panic = 1,
+    /// The worker returned but its value could not be encoded: the codec's message.
+    EncodeFailed = 2,
+}
+
+impl Tag {
+    fn from_byte(byte: u8) -> Option<Tag> {
+        [Tag::Value, Tag::Panic, Tag::EncodeFailed]
+            .into_iter()
+            .find(|tag| *tag as u8 == byte)
+    }
+}
+
+/// The bytes on a pipe do not form a frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    UnknownTag(u8),
+    TooLarge(u64),
+    Truncated { have: usize, want: u64 },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::UnknownTag(tag) => write!(f, "unknown frame tag {tag:#04x}"),
+            FrameError::TooLarge(len) => write!(
+                f,
+                "frame announces {len} bytes, more than the limit of {MAX_PAYLOAD}"
+            ),
+            FrameError::Truncated { have, want } => {
+                write!(f, "truncated frame: {have} of {want} bytes")
+            }
+        }
+    }
+}
+
+/// Starts a frame at the end of `buf`, to be completed by [`finish`] once the payload is written
+/// after it. Returns where the frame starts.
+pub(crate) fn begin(buf: &mut Vec<u8>, tag: Tag) -> usize {
+    let start = buf.len();
+    buf.push(tag as u8);
+    buf.extend_from_slice(&[0; HEADER_LEN - 1]);
+    start
+}
+
+/// Writes the payload length into the header that [`begin`] started at `start`.
+pub(crate) fn finish(buf: &mut [u8], start: usize) {
+    let len = (buf.len() - start - HEADER_LEN) as u64;
+    buf[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Collects frames from a non-blocking pipe as bytes arrive.
+#[derive(Debug, Default)]
+pub(crate) struct FrameReader {
+    buf: Vec<u8>,
+}
+
+/// What one [`FrameReader::fill`] saw.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Fill {
+    /// Bytes arrived.
+    Data,
+    /// Nothing is available yet.
+    WouldBlock,
+    /// The writer closed its end.
+    Eof,
+}
+
+impl FrameReader {
+    /// Reads what the pipe has, without blocking.
+    pub(crate) fn fill(&mut self, fd: BorrowedFd<'_>) -> io::Result<Fill> {
+        let want = match self.header() {
+            // Read the whole rest of the frame at once, but reserve at most 64 MiB ahead, so
+            // that a corrupt length costs no more than that before it is found out.
+            Ok(Some((_, len))) => {
+                let total = HEADER_LEN as u64 + len;
+                (total.saturating_sub(self.buf.len() as u64)).min(64 << 20) as usize
+            }
+            _ => 64 << 10,
+        };
+        match sys::read_appending(fd, &mut self.buf, want.max(1)) {
+            Ok(0) => Ok(Fill::Eof),
+            Ok(_) => Ok(Fill::Data),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(Fill::WouldBlock),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(Fill::Data),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn header(&self) -> Result<Option<(Tag, u64)>, FrameError> {
+        let Some(header) = self.buf.get(..HEADER_LEN) else {
+            return Ok(None);
+        };
+        let tag = Tag::from_byte(header[0]).ok_or(FrameError::UnknownTag(header[0]))?;
+        let mut len = [0; 8];
+        len.copy_from_slice(&header[1..]);
+        let len = u64::from_le_bytes(len);
+        if len > MAX_PAYLOAD {
+            return Err(FrameError::TooLarge(len));
+        }
+        Ok(Some((tag, len)))
+    }
+
+    /// The first complete frame, if one has arrived.
+    pub(crate) fn frame(&self) -> Result<Option<(Tag, &[u8])>, FrameError> {
+        let Some((tag, len)) = self.header()? else {
+            return Ok(None);
+        };
+        match usize::try_from(len).map(|len| HEADER_LEN + len) {
+            Ok(end) if end <= self.buf.len() => Ok(Some((tag, &self.buf[HEADER_LEN..end]))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Why the bytes so far are not a frame, once no more will come.
+    pub(crate) fn incomplete(&self) -> FrameError {
+        match self.header() {
+            Err(err) => err,
+            Ok(Some((_, len))) => FrameError::Truncated {
+                have: self.buf.len(),
+                want: HEADER_LEN as u64 + len,
+            },
+            Ok(None) => FrameError::Truncated {
+                have: self.buf.len(),
+                want: HEADER_LEN as u64,
+            },
+        }
+    }
+
+    /// Whether any byte has arrived.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader_with(bytes: &[u8]) -> FrameReader {
+        FrameReader {
+            buf: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn reads_back_a_frame() {
+        let mut buf = Vec::new();
+        let start = begin(&mut buf, Tag::Panic);
+        buf.extend_from_slice(b"boom");
+        finish(&mut buf, start);
+        let reader = reader_with(&buf);
+        assert_eq!(reader.frame(), Ok(Some((Tag::Panic, &b"boom"[..]))));
+    }
+
+    #[test]
+    fn waits_for_the_rest_of_a_frame() {
+        let mut buf = Vec::new();
+        let start = begin(&mut buf, Tag::Value);
+        buf.extend_from_slice(b"abc");
+        finish(&mut buf, start);
+        let reader = reader_with(&buf[..buf.len() - 1]);
+        assert_eq!(reader.frame(), Ok(None));
+        assert_eq!(
+            reader.incomplete(),
+            FrameError::Truncated { have: 11, want: 12 }
+        );
+    }
+
+    #[test]
+    fn rejects_an_unknown_tag() {
+        let reader = reader_with(&[7, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(reader.frame(), Err(FrameError::UnknownTag(7)));
+    }
+
+    #[test]
+    fn rejects_an_absurd_length() {
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            reader_with(&bytes).frame(),
+            Err(FrameError::TooLarge(u64::MAX))
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! One-off workers: [`spawn`] forks a child for one call, [`JoinHandle`] waits for its outcome.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use crate::child;
+use crate::codec;
+use crate::error::{ErrorKind, PanicReport};
+use crate::frame::{Fill, FrameReader, Tag};
+use crate::sys::{self, Exit, Fork};
+use crate::{Error, Wire, Worker};
+
+/// Runs `W` with `args` in a forked child process.
+///
+/// This is what `my_fn::spawn(..)` calls.
+///
+/// # Errors
+///
+/// Fails with [`Error::is_spawn`] when the pipe or the process cannot be created, typically
+/// with `EMFILE` (too many open files) or `EAGAIN` (too many processes).
+pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
+    let spawn_error = |err| Error::new(W::NAME, ErrorKind::Spawn(err));
+    child::install_panic_hook();
+    let (read, write) = sys::pipe().map_err(spawn_error)?;
+    sys::set_nonblocking(read.as_fd()).map_err(spawn_error)?;
+    let parent = sys::getpid();
+    // SAFETY: the child runs `child::run`, which ends in `_exit` and never returns here. Until it
+    // calls the user's function it takes no lock and touches no state shared with other threads:
+    // `prctl`, `getppid` and thread-locals of its own thread. What the user's function itself may
+    // touch is the caller's to judge, as the crate documentation's Safety section explains.
+    match unsafe { sys::fork() }.map_err(spawn_error)? {
+        Fork::Child => {
+            drop(read);
+            child::run::<W>(args, write, parent)
+        }
+        Fork::Parent(pid) => {
+            drop(write);
+            let child = Child::adopt(pid).map_err(spawn_error)?;
+            Ok(JoinHandle {
+                child,
+                pipe: read,
+                reader: FrameReader::default(),
+                worker: W::NAME,
+                _output: PhantomData,
+            })
+        }
+    }
+}
+
+/// A child process that is killed and reaped when dropped, unless it was reaped already.
+struct Child {
+    pid: Pid,
+    /// Refers to this process and no other, even once its pid is reused.
+    pidfd: OwnedFd,
+    exit: Option<Exit>,
+}
+
+impl Child {
+    fn adopt(pid: Pid) -> io::Result<Child> {
+        match sys::pidfd_open(pid) {
+            Ok(pidfd) => Ok(Child {
+                pid,
+                pidfd,
+                exit: None,
+            }),
+            Err(err) => {
+                // No pidfd (EMFILE, say): the pid is still ours, since we have not reaped it.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = sys::wait(pid, true);
+                Err(err)
+            }
+        }
+    }
+
+    fn kill(&self) -> io::Result<()> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        sys::pidfd_kill(self.pidfd.as_fd())
+    }
+
+    /// Reaps the process, waiting for it to end.
+    fn reap(&mut self) -> io::Result<Exit> {
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
+        let exit =
+            sys::wait(self.pid, true)?.ok_or_else(|| io::Error::other("child still running"))?;
+        self.exit = Some(exit);
+        Ok(exit)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let _ = self.kill();
+            let _ = self.reap();
+        }
+    }
+}
+
+/// An owned permission to join a worker process, returned by `my_fn::spawn(..)`.
+///
+/// Dropping the handle kills the worker (`SIGKILL`) and reaps it: a worker never outlives its
+/// handle, and no zombie is left behind.
+pub struct JoinHandle<T> {
+    child: Child,
+    pipe: OwnedFd,
+    reader: FrameReader,
+    worker: &'static str,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("worker", &self.worker)
+            .field("pid", &self.child.pid.as_raw())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Wire> JoinHandle<T> {
+    /// Waits for the worker to finish and returns what its function returned.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the worker did not return a value: it panicked, a signal killed it, it exited
+    /// without a result, its result could not be moved back, or waiting failed. [`Error`]
+    /// tells these apart. A worker function that returns `Result<T, E>` hands back its own
+    /// `Err(E)` as `Ok(Err(E))`.
+    pub fn join(self) -> Result<T, Error> {
+        self.wait(None)
+    }
+
+    /// Like [`join`](JoinHandle::join), but gives up after `timeout`: the worker is then killed
+    /// and reaped, and the error says so ([`Error::is_timeout`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](JoinHandle::join), and a timeout.
+    pub fn join_timeout(self, timeout: Duration) -> Result<T, Error> {
+        self.wait(Some(timeout))
+    }
+
+    /// The process id of the worker.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.pid.as_raw().unsigned_abs()
+    }
+
+    /// Kills the worker with `SIGKILL`, if it is still running. A later
+    /// [`join`](JoinHandle::join) reports the signal, unless the worker had already finished.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the signal cannot be sent.
+    pub fn kill(&mut self) -> Result<(), Error> {
+        self.child
+            .kill()
+            .map_err(|err| self.error(ErrorKind::Io(err)))
+    }
+
+    /// Whether the worker process has ended (successfully or not); [`join`](JoinHandle::join)
+    /// will then not block.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.child.exit.is_some()
+            || sys::poll(
+                self.child.pidfd.as_fd(),
+                self.child.pidfd.as_fd(),
+                Some(Duration::ZERO),
+            )
+            .is_ok_and(|ready| ready.first)
+    }
+
+    fn error(&self, kind: ErrorKind) -> Error {
+        Error::new(self.worker, kind)
+    }
+
+    fn wait(mut self, timeout: Option<Duration>) -> Result<T, Error> {
+        let deadline = timeout.map(|timeout| (Instant::now() + timeout, timeout));
+        let received = self.receive(deadline);
+        if let Err(ErrorKind::Timeout(_)) = &received {
+            let _ = self.child.kill();
+        }
+        // The worker writes its frame and then exits at once, so this does not wait long; for a
+        // worker that sent a bad frame or timed out, it has been killed.
+        let exit = self
+            .child
+            .reap()
+            .map_err(|err| self.error(ErrorKind::Io(err)))?;
+        match received {
+            Ok(true) => self.outcome().map_err(|kind| self.error(kind)),
+            Ok(false) => Err(self.error(self.missing_outcome(exit))),
+            Err(kind) => Err(self.error(kind)),
+        }
+    }
+
+    /// Reads until a whole frame has arrived (`true`) or the worker has ended without one
+    /// (`false`).
+    fn receive(&mut self, deadline: Option<(Instant, Duration)>) -> Result<bool, ErrorKind> {
+        let mut ended = false;
+        loop {
+            loop {
+                match self.reader.frame() {
+                    Ok(Some(_)) => return Ok(true),
+                    Ok(None) => {}
+                    Err(err) => {
+                        let _ = self.child.kill();
+                        return Err(ErrorKind::Frame(err.to_string()));
+                    }
+                }
+                match self.reader.fill(self.pipe.as_fd()).map_err(ErrorKind::Io)? {
+                    Fill::Data => {}
+                    Fill::Eof => return Ok(false),
+                    // Once the process has ended, all it wrote is in the pipe: a missing frame
+                    // will not come, even if a copy of the pipe's write end, inherited by a
+                    // sibling forked at the same moment, keeps EOF away.
+                    Fill::WouldBlock if ended => return Ok(false),
+                    Fill::WouldBlock => break,
+                }
+            }
+            let remaining = match deadline {
+                None => None,
+                Some((at, timeout)) => match at.checked_duration_since(Instant::now()) {
+                    Some(remaining) if !remaining.is_zero() => Some(remaining),
+                    _ => return Err(ErrorKind::Timeout(timeout)),
+                },
+            };
+            let ready = sys::poll(self.pipe.as_fd(), self.child.pidfd.as_fd(), remaining)
+                .map_err(ErrorKind::Io)?;
+            ended |= ready.second;
+        }
+    }
+
+    fn outcome(&self) -> Result<T, ErrorKind> {
+        let Ok(Some((tag, payload))) = self.reader.frame() else {
+            unreachable!("`receive` returned true, so a whole frame has arrived");
+        };
+        match tag {
+            Tag::Value => codec::decode(payload).map_err(|err| ErrorKind::Decode(err.to_string())),
+            Tag::Panic => match codec::decode::<PanicReport>(payload) {
+                Ok(report) => Err(ErrorKind::Panic(report)),
+                Err(err) => Err(ErrorKind::Frame(format!("bad panic report: {err}"))),
+            },
+            Tag::EncodeFailed => Err(ErrorKind::Encode(
+                String::from_utf8_lossy(payload).into_owned(),
+            )),
+        }
+    }
+
+    /// Why no outcome arrived, given how the worker ended.
+    fn missing_outcome(&self, exit: Exit) -> ErrorKind {
+        match exit {
+            Exit::Signal(signal) => ErrorKind::Signal(signal),
+            // The worker ended normally but its frame is partial: a transport failure.
+            Exit::Code(0) if !self.reader.is_empty() => {
+                ErrorKind::Frame(self.reader.incomplete().to_string())
+            }
+            Exit::Code(code) => ErrorKind::Exit(code),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Every system call the runtime makes, with nix and libc types kept inside this module.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// It called `exit` or `_exit` with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+pub(crate) enum Fork {
+    Child,
+    Parent(Pid),
+}
+
+fn io_err(errno: Errno) -> io::Error {
+    io::Error::from_raw_os_error(errno as i32)
+}
+
+/// A pipe whose ends close on `exec`, as `(read, write)`.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_err)
+}
+
+/// Makes reads from `fd` return `WouldBlock` instead of waiting.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io_err)?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io_err)?;
+    Ok(())
+}
+
+/// Forks the calling process.
+///
+/// # Safety
+///
+/// In the child only the calling thread exists. Every lock another thread held at the time of
+/// the fork stays held forever, and data another thread was changing is left half-changed. Until
+/// it ends, the child must touch nothing that another thread of the parent may have been using;
+/// and it must end with [`exit_now`], never by returning into code that expects the parent's
+/// threads to exist.
+pub(crate) unsafe fn fork() -> io::Result<Fork> {
+    // SAFETY: the caller upholds the contract above, which is `nix::unistd::fork`'s.
+    match unsafe { nix::unistd::fork() }.map_err(io_err)? {
+        ForkResult::Child => Ok(Fork::Child),
+        ForkResult::Parent { child } => Ok(Fork::Parent(child)),
+    }
+}
+
+/// Ends the calling process at once: no destructors, no `atexit` handlers, no stdio flush
+/// (a forked child must not flush buffers it inherited from its parent, or they print twice).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+pub(crate) fn getpid() -> Pid {
+    nix::unistd::getpid()
+}
+
+/// Asks the kernel to kill this process when its parent dies; returns `false` when the parent
+/// (`parent`) is already gone, in which case the caller should end at once.
+pub(crate) fn die_with_parent(parent: Pid) -> bool {
+    // The death signal is set after the fork: if the parent died in between, the child has been
+    // re-parented and no signal will come, hence the check of `getppid` afterwards.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok() && nix::unistd::getppid() == parent
+}
+
+/// A file descriptor that refers to `pid` for as long as it is open, even after the process
+/// ends, so signals sent through it never reach a recycled pid. Linux 5.3 and later.
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and a flags word and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("pidfd_open returned a bad fd"))?;
+    // SAFETY: the kernel just returned this new descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends SIGKILL through a pidfd. Killing a process that has already ended is not an error.
+pub(crate) fn pidfd_kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal takes a pidfd, a signal, a null siginfo and zero flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    match ret {
+        0 => Ok(()),
+        _ => match io::Error::last_os_error() {
+            err if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            err => Err(err),
+        },
+    }
+}
+
+/// Reaps `pid`, waiting for it to end unless `block` is false; `None` means it is still running.
+pub(crate) fn wait(pid: Pid, block: bool) -> io::Result<Option<Exit>> {
+    let flags = if block {
+        None
+    } else {
+        Some(WaitPidFlag::WNOHANG)
+    };
+    loop {
+        return match waitpid(pid, flags) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(Exit::Code(code))),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(Exit::Signal(signal as i32))),
+            Ok(WaitStatus::StillAlive) => Ok(None),
+            // Stopped or continued (not reported without WUNTRACED or WCONTINUED), or EINTR.
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(errno) => Err(io_err(errno)),
+        };
+    }
+}
+
+/// What [`poll`] saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Ready {
+    /// The first descriptor can be read (or has hung up).
+    pub(crate) first: bool,
+    /// The second descriptor can be read (for a pidfd: the process has ended).
+    pub(crate) second: bool,
+}
+
+/// Waits until `first` or `second` is readable or `timeout` passes (`None`: no limit).
+pub(crate) fn poll(
+    first: BorrowedFd<'_>,
+    second: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> io::Result<Ready> {
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        // Round up, so that a wait never ends before its deadline and then spins.
+        Some(timeout) => {
+            let ms = timeout.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms).map_or(PollTimeout::MAX, |ms| {
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            })
+        }
+    };
+    let wanted = PollFlags::POLLIN;
+    let mut fds = [PollFd::new(first, wanted), PollFd::new(second, wanted)];
+    match nix::poll::poll(&mut fds, timeout) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => return Ok(Ready::default()),
+        Err(errno) => return Err(io_err(errno)),
+    }
+    let seen = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    Ok(Ready {
+        first: seen(&fds[0]),
+        second: seen(&fds[1]),
+    })
+}
+
+/// The name of a signal (`"SIGKILL"`), if it has one.
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
+    Signal::try_from(signal).ok().map(Signal::as_str)
+}
+
+/// Reads at most `max` bytes from `fd` into the spare capacity of `buf`, after its contents.
+pub(crate) fn read_appending(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    // SAFETY: `spare` is writable memory of at least `len` bytes that `buf` owns; `read` writes
+    // at most `len` bytes into it and does not read it, so it may be uninitialized.
+    let read = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), len) };
+    let Ok(read) = usize::try_from(read) else {
+        return Err(io::Error::last_os_error());
+    };
+    // SAFETY: the kernel initialized the first `read` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + read) };
+    Ok(read)
+}

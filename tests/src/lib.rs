@@ -1,0 +1,1 @@
+//! Tests of `lambda-parallel` live in `tests/`; this crate has no code of its own.
