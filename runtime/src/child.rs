@@ -12,7 +12,7 @@ use crate::codec;
 use crate::error::{PanicLocation, PanicReport};
 use crate::frame::{self, Tag};
 use crate::sys;
-use crate::Worker;
+use crate::{Wire, Worker};
 
 /// The exit code of a worker that could not deliver its outcome (the pipe broke, or our own
 /// code panicked): the parent then reports the missing or partial frame.
@@ -66,24 +66,33 @@ pub(crate) fn run<W: Worker>(args: W::Args, pipe: OwnedFd, parent: Pid) -> ! {
 }
 
 fn outcome_frame<W: Worker>(args: W::Args) -> Vec<u8> {
-    CAPTURING.set(true);
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| W::call(args)));
-    CAPTURING.set(false);
     let mut buf = Vec::new();
+    append_outcome(|| W::call(args), &mut buf);
+    buf
+}
+
+/// Calls `call`, catching a panic, and appends a frame with its outcome to `buf`: the encoded
+/// value, the panic's report, or why the value could not be encoded.
+pub(crate) fn append_outcome<R: Wire>(call: impl FnOnce() -> R, buf: &mut Vec<u8>) {
+    let capturing = CAPTURING.replace(true);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(call));
+    CAPTURING.set(capturing);
+    let start = buf.len();
     match outcome {
         Ok(value) => {
-            let start = frame::begin(&mut buf, Tag::Value);
-            if let Err(err) = codec::encode_into(&value, &mut buf) {
-                buf.clear();
-                let start = frame::begin(&mut buf, Tag::EncodeFailed);
+            let header = frame::begin(buf, Tag::Value);
+            let encoded = codec::encode_into(&value, buf);
+            // The value is dropped here, in the worker, whatever its size: in a pool worker the
+            // memory is reused by the next task, so it must be freed.
+            drop(value);
+            if let Err(err) = encoded {
+                buf.truncate(start);
+                let header = frame::begin(buf, Tag::EncodeFailed);
                 buf.extend_from_slice(err.to_string().as_bytes());
-                frame::finish(&mut buf, start);
-                return buf;
+                frame::finish(buf, header);
+                return;
             }
-            frame::finish(&mut buf, start);
-            // The process ends right after the write: dropping a large value would only cost
-            // time.
-            std::mem::forget(value);
+            frame::finish(buf, header);
         }
         Err(payload) => {
             let report = LAST_PANIC.take().unwrap_or_else(|| PanicReport {
@@ -92,17 +101,18 @@ fn outcome_frame<W: Worker>(args: W::Args) -> Vec<u8> {
                 message: payload_message(&*payload),
                 location: None,
             });
-            // A payload's destructor may panic in turn; the process is about to end anyway.
+            // A payload's destructor may panic in turn: leak it rather than risk that.
             std::mem::forget(payload);
-            let start = frame::begin(&mut buf, Tag::Panic);
-            if codec::encode_into(&report, &mut buf).is_err() {
+            let header = frame::begin(buf, Tag::Panic);
+            if codec::encode_into(&report, buf).is_err() {
+                // A `String` and three integers always encode; should that ever change, the
+                // parent reads the missing frame as a failure.
                 buf.truncate(start);
-                return buf;
+                return;
             }
-            frame::finish(&mut buf, start);
+            frame::finish(buf, header);
         }
     }
-    buf
 }
 
 fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {

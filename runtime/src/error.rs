@@ -31,6 +31,8 @@ pub struct Error {
 
 struct Inner {
     worker: &'static str,
+    /// The task's position in its batch (`map`'s input), for tasks of a pool.
+    task: Option<usize>,
     kind: ErrorKind,
 }
 
@@ -44,6 +46,7 @@ pub(crate) enum ErrorKind {
     Timeout(Duration),
     Encode(String),
     Decode(String),
+    DecodeArgs(String),
     Frame(String),
 }
 
@@ -100,7 +103,11 @@ impl fmt::Display for PanicLocation {
 impl Error {
     pub(crate) fn new(worker: &'static str, kind: ErrorKind) -> Self {
         Error {
-            inner: Box::new(Inner { worker, kind }),
+            inner: Box::new(Inner {
+                worker,
+                task: None,
+                kind,
+            }),
         }
     }
 
@@ -174,7 +181,10 @@ impl Error {
     /// wire format cannot represent.
     #[must_use]
     pub fn is_codec(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Encode(_) | ErrorKind::Decode(_))
+        matches!(
+            self.inner.kind,
+            ErrorKind::Encode(_) | ErrorKind::Decode(_) | ErrorKind::DecodeArgs(_)
+        )
     }
 
     /// Whether the bytes from the worker were not a well-formed frame.
@@ -202,44 +212,50 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let worker = self.inner.worker;
+        let worker = Worker(&self.inner);
         match &self.inner.kind {
-            ErrorKind::Spawn(err) => write!(f, "failed to spawn worker `{worker}`: {err}"),
-            ErrorKind::Io(err) => write!(f, "failed to wait for worker `{worker}`: {err}"),
+            ErrorKind::Spawn(err) => write!(f, "failed to spawn {worker}: {err}"),
+            ErrorKind::Io(err) => write!(f, "failed to wait for {worker}: {err}"),
             ErrorKind::Panic(PanicReport {
                 message,
                 location: Some(location),
-            }) => write!(f, "worker `{worker}` panicked at {location}: {message}"),
+            }) => write!(f, "{worker} panicked at {location}: {message}"),
             ErrorKind::Panic(PanicReport {
                 message,
                 location: None,
-            }) => write!(f, "worker `{worker}` panicked: {message}"),
+            }) => write!(f, "{worker} panicked: {message}"),
             ErrorKind::Signal(signal) => match sys::signal_name(*signal) {
-                Some(name) => write!(
-                    f,
-                    "worker `{worker}` was killed by signal {signal} ({name})"
-                ),
-                None => write!(f, "worker `{worker}` was killed by signal {signal}"),
+                Some(name) => write!(f, "{worker} was killed by signal {signal} ({name})"),
+                None => write!(f, "{worker} was killed by signal {signal}"),
             },
             ErrorKind::Exit(code) => {
-                write!(
-                    f,
-                    "worker `{worker}` exited with code {code} without a result"
-                )
+                write!(f, "{worker} exited with code {code} without a result")
             }
             ErrorKind::Timeout(after) => {
-                write!(
-                    f,
-                    "worker `{worker}` timed out after {after:?} and was killed"
-                )
+                write!(f, "{worker} timed out after {after:?} and was killed")
             }
             ErrorKind::Encode(msg) => {
-                write!(f, "worker `{worker}` could not encode its result: {msg}")
+                write!(f, "{worker} could not encode its result: {msg}")
             }
             ErrorKind::Decode(msg) => {
-                write!(f, "failed to decode the result of worker `{worker}`: {msg}")
+                write!(f, "failed to decode the result of {worker}: {msg}")
             }
-            ErrorKind::Frame(msg) => write!(f, "worker `{worker}` sent a bad frame: {msg}"),
+            ErrorKind::DecodeArgs(msg) => {
+                write!(f, "{worker} could not decode its arguments: {msg}")
+            }
+            ErrorKind::Frame(msg) => write!(f, "{worker} sent a bad frame: {msg}"),
+        }
+    }
+}
+
+/// "worker `name`", or "task 3 of worker `name`".
+struct Worker<'a>(&'a Inner);
+
+impl fmt::Display for Worker<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.task {
+            Some(task) => write!(f, "task {task} of worker `{}`", self.0.worker),
+            None => write!(f, "worker `{}`", self.0.worker),
         }
     }
 }
@@ -248,6 +264,7 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
             .field("worker", &self.inner.worker)
+            .field("task", &self.inner.task)
             .field("kind", &self.inner.kind)
             .finish()
     }

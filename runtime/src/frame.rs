@@ -21,13 +21,24 @@ pub(crate) enum Tag {
     Panic = 1,
     /// The worker returned but its value could not be encoded: the codec's message.
     EncodeFailed = 2,
+    /// A pool worker could not decode a task's arguments: the codec's message.
+    DecodeFailed = 3,
+    /// To a pool worker: a batch of tasks, as the address of their [`crate::task::Entry`] (a
+    /// little-endian `u64`) and each task's arguments.
+    Batch = 16,
 }
 
 impl Tag {
     fn from_byte(byte: u8) -> Option<Tag> {
-        [Tag::Value, Tag::Panic, Tag::EncodeFailed]
-            .into_iter()
-            .find(|tag| *tag as u8 == byte)
+        [
+            Tag::Value,
+            Tag::Panic,
+            Tag::EncodeFailed,
+            Tag::DecodeFailed,
+            Tag::Batch,
+        ]
+        .into_iter()
+        .find(|tag| *tag as u8 == byte)
     }
 }
 
@@ -69,10 +80,12 @@ pub(crate) fn finish(buf: &mut [u8], start: usize) {
     buf[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
 }
 
-/// Collects frames from a non-blocking pipe as bytes arrive.
+/// Collects frames from a pipe as bytes arrive.
 #[derive(Debug, Default)]
 pub(crate) struct FrameReader {
     buf: Vec<u8>,
+    /// Where the first frame not yet consumed starts in `buf`.
+    start: usize,
 }
 
 /// What one [`FrameReader::fill`] saw.
@@ -87,16 +100,23 @@ pub(crate) enum Fill {
 }
 
 impl FrameReader {
-    /// Reads what the pipe has, without blocking.
+    /// Reads what the pipe has (without blocking, if the pipe does not block).
     pub(crate) fn fill(&mut self, fd: BorrowedFd<'_>) -> io::Result<Fill> {
+        if self.start > 0 {
+            // Move what is left of the consumed frames' bytes to the front, once per read rather
+            // than once per frame.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         let want = match self.header() {
             // Read the whole rest of the frame at once, but reserve at most 64 MiB ahead, so
             // that a corrupt length costs no more than that before it is found out.
             Ok(Some((_, len))) => {
                 let total = HEADER_LEN as u64 + len;
-                (total.saturating_sub(self.buf.len() as u64)).min(64 << 20) as usize
+                let want = total.saturating_sub(self.buf.len() as u64).min(64 << 20);
+                usize::try_from(want).unwrap_or(64 << 20)
             }
-            _ => 64 << 10,
+            _ => 256 << 10,
         };
         match sys::read_appending(fd, &mut self.buf, want.max(1)) {
             Ok(0) => Ok(Fill::Eof),
@@ -108,7 +128,7 @@ impl FrameReader {
     }
 
     fn header(&self) -> Result<Option<(Tag, u64)>, FrameError> {
-        let Some(header) = self.buf.get(..HEADER_LEN) else {
+        let Some(header) = self.buf.get(self.start..self.start + HEADER_LEN) else {
             return Ok(None);
         };
         let tag = Tag::from_byte(header[0]).ok_or(FrameError::UnknownTag(header[0]))?;
@@ -126,8 +146,9 @@ impl FrameReader {
         let Some((tag, len)) = self.header()? else {
             return Ok(None);
         };
-        match usize::try_from(len).map(|len| HEADER_LEN + len) {
-            Ok(end) if end <= self.buf.len() => Ok(Some((tag, &self.buf[HEADER_LEN..end]))),
+        let body = self.start + HEADER_LEN;
+        match usize::try_from(len).map(|len| body + len) {
+            Ok(end) if end <= self.buf.len() => Ok(Some((tag, &self.buf[body..end]))),
             _ => Ok(None),
         }
     }
@@ -137,19 +158,19 @@ impl FrameReader {
         match self.header() {
             Err(err) => err,
             Ok(Some((_, len))) => FrameError::Truncated {
-                have: self.buf.len(),
+                have: self.buf.len() - self.start,
                 want: HEADER_LEN as u64 + len,
             },
             Ok(None) => FrameError::Truncated {
-                have: self.buf.len(),
+                have: self.buf.len() - self.start,
                 want: HEADER_LEN as u64,
             },
         }
     }
 
-    /// Whether any byte has arrived.
+    /// Whether no byte of an unconsumed frame has arrived.
     pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.buf.len() == self.start
     }
 }
 
@@ -160,6 +181,7 @@ mod tests {
     fn reader_with(bytes: &[u8]) -> FrameReader {
         FrameReader {
             buf: bytes.to_vec(),
+            start: 0,
         }
     }
 

@@ -1,17 +1,16 @@
 //! One-off workers: [`spawn`] forks a child for one call, [`JoinHandle`] waits for its outcome.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use nix::unistd::Pid;
-
 use crate::child;
-use crate::codec;
-use crate::error::{ErrorKind, PanicReport};
-use crate::frame::{Fill, FrameReader, Tag};
+use crate::error::ErrorKind;
+use crate::frame::{Fill, FrameReader};
+use crate::outcome;
+use crate::process::Child;
 use crate::sys::{self, Exit, Fork};
 use crate::{Error, Wire, Worker};
 
@@ -29,6 +28,7 @@ pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
     let (read, write) = sys::pipe().map_err(spawn_error)?;
     sys::set_nonblocking(read.as_fd()).map_err(spawn_error)?;
     let parent = sys::getpid();
+    flush_stdout();
     // SAFETY: the child runs `child::run`, which ends in `_exit` and never returns here. Until it
     // calls the user's function it takes no lock and touches no state shared with other threads:
     // `prctl`, `getppid` and thread-locals of its own thread. What the user's function itself may
@@ -52,57 +52,11 @@ pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
     }
 }
 
-/// A child process that is killed and reaped when dropped, unless it was reaped already.
-struct Child {
-    pid: Pid,
-    /// Refers to this process and no other, even once its pid is reused.
-    pidfd: OwnedFd,
-    exit: Option<Exit>,
-}
-
-impl Child {
-    fn adopt(pid: Pid) -> io::Result<Child> {
-        match sys::pidfd_open(pid) {
-            Ok(pidfd) => Ok(Child {
-                pid,
-                pidfd,
-                exit: None,
-            }),
-            Err(err) => {
-                // No pidfd (EMFILE, say): the pid is still ours, since we have not reaped it.
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = sys::wait(pid, true);
-                Err(err)
-            }
-        }
-    }
-
-    fn kill(&self) -> io::Result<()> {
-        if self.exit.is_some() {
-            return Ok(());
-        }
-        sys::pidfd_kill(self.pidfd.as_fd())
-    }
-
-    /// Reaps the process, waiting for it to end.
-    fn reap(&mut self) -> io::Result<Exit> {
-        if let Some(exit) = self.exit {
-            return Ok(exit);
-        }
-        let exit =
-            sys::wait(self.pid, true)?.ok_or_else(|| io::Error::other("child still running"))?;
-        self.exit = Some(exit);
-        Ok(exit)
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if self.exit.is_none() {
-            let _ = self.kill();
-            let _ = self.reap();
-        }
-    }
+/// Flushes stdout before a fork. The child inherits stdout's buffer: were a partial line waiting
+/// in it, the child's first `println!` would print it a second time. Python's multiprocessing
+/// flushes before it forks, too.
+pub(crate) fn flush_stdout() {
+    let _ = io::stdout().flush();
 }
 
 /// An owned permission to join a worker process, returned by `my_fn::spawn(..)`.
@@ -241,30 +195,15 @@ impl<T: Wire> JoinHandle<T> {
     }
 
     fn outcome(&self) -> Result<T, ErrorKind> {
-        let Ok(Some((tag, payload))) = self.reader.frame() else {
-            unreachable!("`receive` returned true, so a whole frame has arrived");
-        };
-        match tag {
-            Tag::Value => codec::decode(payload).map_err(|err| ErrorKind::Decode(err.to_string())),
-            Tag::Panic => match codec::decode::<PanicReport>(payload) {
-                Ok(report) => Err(ErrorKind::Panic(report)),
-                Err(err) => Err(ErrorKind::Frame(format!("bad panic report: {err}"))),
-            },
-            Tag::EncodeFailed => Err(ErrorKind::Encode(
-                String::from_utf8_lossy(payload).into_owned(),
-            )),
+        match self.reader.frame() {
+            Ok(Some((tag, payload))) => outcome::decode(tag, payload),
+            _ => unreachable!("`receive` returned true, so a whole frame has arrived"),
         }
     }
 
     /// Why no outcome arrived, given how the worker ended.
     fn missing_outcome(&self, exit: Exit) -> ErrorKind {
-        match exit {
-            Exit::Signal(signal) => ErrorKind::Signal(signal),
-            // The worker ended normally but its frame is partial: a transport failure.
-            Exit::Code(0) if !self.reader.is_empty() => {
-                ErrorKind::Frame(self.reader.incomplete().to_string())
-            }
-            Exit::Code(code) => ErrorKind::Exit(code),
-        }
+        let partial = (!self.reader.is_empty()).then(|| self.reader.incomplete().to_string());
+        outcome::missing(exit, partial)
     }
 }

@@ -146,16 +146,7 @@ pub(crate) fn poll(
     second: BorrowedFd<'_>,
     timeout: Option<Duration>,
 ) -> io::Result<Ready> {
-    let timeout = match timeout {
-        None => PollTimeout::NONE,
-        // Round up, so that a wait never ends before its deadline and then spins.
-        Some(timeout) => {
-            let ms = timeout.as_nanos().div_ceil(1_000_000);
-            i32::try_from(ms).map_or(PollTimeout::MAX, |ms| {
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            })
-        }
-    };
+    let timeout = poll_timeout(timeout);
     let wanted = PollFlags::POLLIN;
     let mut fds = [PollFd::new(first, wanted), PollFd::new(second, wanted)];
     match nix::poll::poll(&mut fds, timeout) {
@@ -168,6 +159,20 @@ pub(crate) fn poll(
         first: seen(&fds[0]),
         second: seen(&fds[1]),
     })
+}
+
+/// A poll timeout that never ends a wait before `timeout` has passed (it rounds up to the next
+/// millisecond), so that a deadline is never missed by a wait that then spins.
+fn poll_timeout(timeout: Option<Duration>) -> PollTimeout {
+    match timeout {
+        None => PollTimeout::NONE,
+        Some(timeout) => {
+            let ms = timeout.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms).map_or(PollTimeout::MAX, |ms| {
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            })
+        }
+    }
 }
 
 /// The name of a signal (`"SIGKILL"`), if it has one.
@@ -193,4 +198,10 @@ pub(crate) fn read_appending(
     // SAFETY: the kernel initialized the first `read` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + read) };
     Ok(read)
+}
+
+/// Sends SIGKILL by pid: only for a child that has not been reaped, whose pid cannot have been
+/// reused.
+pub(crate) fn kill_pid(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
 }
