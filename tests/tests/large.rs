@@ -7,7 +7,11 @@ const LEN: usize = 64 << 20;
 /// A byte pattern that a shifted or truncated copy would not match.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
+        .map(|i| {
+            let [low, ..] = i.to_le_bytes();
+            let [high, ..] = (i >> 13).to_le_bytes();
+            low.wrapping_mul(31).wrapping_add(seed) ^ high
+        })
         .collect()
 }
 
