@@ -10,6 +10,12 @@ use serde::Serialize;
 #[derive(Debug)]
 pub(crate) struct CodecError(String);
 
+impl CodecError {
+    pub(crate) fn new(message: String) -> Self {
+        CodecError(message)
+    }
+}
+
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

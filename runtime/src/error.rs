@@ -44,10 +44,14 @@ pub(crate) enum ErrorKind {
     Signal(i32),
     Exit(i32),
     Timeout(Duration),
+    /// The pool's deadline passed before the task finished.
+    Deadline,
     Encode(String),
     Decode(String),
     DecodeArgs(String),
+    EncodeArgs(String),
     Frame(String),
+    Closed,
 }
 
 /// A panic, as the worker reports it to its parent.
@@ -109,6 +113,18 @@ impl Error {
                 kind,
             }),
         }
+    }
+
+    pub(crate) fn with_task(mut self, index: usize) -> Self {
+        self.inner.task = Some(index);
+        self
+    }
+
+    /// For a task of a [`Pool`](crate::Pool): its position among the inputs of the call
+    /// (`map`'s, `imap`'s, …), counted from 0.
+    #[must_use]
+    pub fn task_index(&self) -> Option<usize> {
+        self.inner.task
     }
 
     /// The path of the worker function (`my_crate::hash_password`).
@@ -173,7 +189,7 @@ impl Error {
     /// Whether the worker ran past its timeout. It has been killed and reaped.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Timeout(_))
+        matches!(self.inner.kind, ErrorKind::Timeout(_) | ErrorKind::Deadline)
     }
 
     /// Whether the result could not be encoded in the worker or decoded in the caller, for
@@ -183,8 +199,17 @@ impl Error {
     pub fn is_codec(&self) -> bool {
         matches!(
             self.inner.kind,
-            ErrorKind::Encode(_) | ErrorKind::Decode(_) | ErrorKind::DecodeArgs(_)
+            ErrorKind::Encode(_)
+                | ErrorKind::Decode(_)
+                | ErrorKind::EncodeArgs(_)
+                | ErrorKind::DecodeArgs(_)
         )
+    }
+
+    /// Whether the task was submitted to a [`Pool`](crate::Pool) that had been closed.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Closed)
     }
 
     /// Whether the bytes from the worker were not a well-formed frame.
@@ -234,16 +259,21 @@ impl fmt::Display for Error {
             ErrorKind::Timeout(after) => {
                 write!(f, "{worker} timed out after {after:?} and was killed")
             }
+            ErrorKind::Deadline => write!(f, "{worker} did not finish before the pool's deadline"),
             ErrorKind::Encode(msg) => {
                 write!(f, "{worker} could not encode its result: {msg}")
             }
             ErrorKind::Decode(msg) => {
                 write!(f, "failed to decode the result of {worker}: {msg}")
             }
+            ErrorKind::EncodeArgs(msg) => {
+                write!(f, "failed to encode the arguments of {worker}: {msg}")
+            }
             ErrorKind::DecodeArgs(msg) => {
                 write!(f, "{worker} could not decode its arguments: {msg}")
             }
             ErrorKind::Frame(msg) => write!(f, "{worker} sent a bad frame: {msg}"),
+            ErrorKind::Closed => write!(f, "failed to submit {worker}: the pool is closed"),
         }
     }
 }
@@ -285,7 +315,9 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> Self {
         match err.inner.kind {
             ErrorKind::Spawn(err) | ErrorKind::Io(err) => err,
-            ErrorKind::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, err),
+            ErrorKind::Timeout(_) | ErrorKind::Deadline => {
+                io::Error::new(io::ErrorKind::TimedOut, err)
+            }
             _ => io::Error::other(err),
         }
     }

@@ -100,6 +100,11 @@ pub(crate) enum Fill {
 }
 
 impl FrameReader {
+    /// A reader over bytes already at hand.
+    pub(crate) fn from_bytes(buf: Vec<u8>) -> Self {
+        FrameReader { buf, start: 0 }
+    }
+
     /// Reads what the pipe has (without blocking, if the pipe does not block).
     pub(crate) fn fill(&mut self, fd: BorrowedFd<'_>) -> io::Result<Fill> {
         if self.start > 0 {
@@ -165,6 +170,13 @@ impl FrameReader {
                 have: self.buf.len() - self.start,
                 want: HEADER_LEN as u64,
             },
+        }
+    }
+
+    /// Drops the first frame, which [`FrameReader::frame`] returned.
+    pub(crate) fn consume(&mut self) {
+        if let Ok(Some((_, payload))) = self.frame() {
+            self.start += HEADER_LEN + payload.len();
         }
     }
 

@@ -81,14 +81,18 @@ mod codec;
 mod error;
 mod frame;
 mod outcome;
+mod pool;
 mod process;
 mod spawn;
 mod sys;
+mod task;
 mod wire;
 mod worker;
 
 pub use crate::error::{Error, PanicLocation};
+pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};
 pub use crate::spawn::JoinHandle;
+pub use crate::task::TaskFn;
 pub use crate::wire::Wire;
 pub use crate::worker::Worker;
 pub use lambda_parallel_macros::lambda_parallel;

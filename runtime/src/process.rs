@@ -1,11 +1,16 @@
-//! Worker processes: [`Child`] owns one and reaps it.
+//! Worker processes: [`Child`] owns one and reaps it; [`PoolProcess`] is a persistent pool worker
+//! and the loop it runs.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
 
 use nix::unistd::Pid;
 
-use crate::sys::{self, Exit};
+use crate::child;
+use crate::frame::{Fill, FrameReader, Tag};
+use crate::sys::{self, Exit, Fork};
+use crate::task::Entry;
 
 /// A child process that is killed and reaped when dropped, unless it was reaped already.
 #[derive(Debug)]
@@ -59,4 +64,103 @@ impl Drop for Child {
             let _ = self.reap();
         }
     }
+}
+
+/// A persistent worker of a pool: it reads batches from `requests` and writes one outcome frame
+/// per task to `results`.
+#[derive(Debug)]
+pub(crate) struct PoolProcess {
+    pub(crate) child: Child,
+    /// Our end of the request pipe (non-blocking).
+    pub(crate) requests: OwnedFd,
+    /// Our end of the result pipe (non-blocking).
+    pub(crate) results: OwnedFd,
+}
+
+/// The exit code of a pool worker that received something other than a batch.
+const EXIT_PROTOCOL: i32 = 71;
+
+impl PoolProcess {
+    /// Forks a pool worker. `siblings` are descriptors of other workers, which the new worker
+    /// closes at once: it must hold no copy of a sibling's pipes.
+    pub(crate) fn spawn(siblings: &[RawFd]) -> io::Result<PoolProcess> {
+        child::install_panic_hook();
+        let (request_read, request_write) = sys::pipe()?;
+        let (result_read, result_write) = sys::pipe()?;
+        sys::set_nonblocking(request_write.as_fd())?;
+        sys::set_nonblocking(result_read.as_fd())?;
+        sys::grow_pipe(result_write.as_fd());
+        sys::grow_pipe(request_write.as_fd());
+        let parent = sys::getpid();
+        crate::spawn::flush_stdout();
+        // SAFETY: the child runs `serve`, which ends in `_exit` and never returns here. Until a
+        // batch calls the user's function it takes no lock and touches no state shared with
+        // other threads: `close`, `prctl`, `read` and `write` on its own pipes, and memory it
+        // allocates itself (glibc's allocator is reset for the child at fork). What the user's
+        // function touches is the caller's to judge, as the crate's Safety section explains.
+        match unsafe { sys::fork() }? {
+            Fork::Child => {
+                for fd in siblings {
+                    sys::close_raw(*fd);
+                }
+                drop((request_write, result_read));
+                serve(&request_read, result_write, parent)
+            }
+            Fork::Parent(pid) => {
+                drop((request_read, result_write));
+                Ok(PoolProcess {
+                    child: Child::adopt(pid)?,
+                    requests: request_write,
+                    results: result_read,
+                })
+            }
+        }
+    }
+
+    /// The descriptors this worker's parent side holds, for [`PoolProcess::spawn`]'s `siblings`.
+    pub(crate) fn fds(&self) -> [RawFd; 3] {
+        [
+            self.child.pidfd.as_raw_fd(),
+            self.requests.as_raw_fd(),
+            self.results.as_raw_fd(),
+        ]
+    }
+}
+
+/// The loop of a pool worker: run each batch as it arrives, until the parent goes away.
+fn serve(requests: &OwnedFd, results: OwnedFd, parent: Pid) -> ! {
+    let code = panic::catch_unwind(AssertUnwindSafe(|| {
+        if !sys::die_with_parent(parent) {
+            return 0;
+        }
+        let mut out = std::fs::File::from(results);
+        let mut reader = FrameReader::default();
+        loop {
+            match reader.frame() {
+                Ok(Some((Tag::Batch, payload))) => {
+                    let Some((entry, tasks)) = payload.split_first_chunk::<8>() else {
+                        return EXIT_PROTOCOL;
+                    };
+                    let Ok(entry) = usize::try_from(u64::from_le_bytes(*entry)) else {
+                        return EXIT_PROTOCOL;
+                    };
+                    // SAFETY: the parent sends only addresses that `task::entry` returned, in
+                    // the process image that this one is a fork of, over a pipe only the two of
+                    // them hold; so this is the address of an `Entry` function, here as there.
+                    let entry = unsafe { std::mem::transmute::<usize, Entry>(entry) };
+                    if entry(tasks, &mut out).is_err() {
+                        // The parent closed its end: the pool is gone.
+                        return 0;
+                    }
+                    reader.consume();
+                }
+                Ok(Some(_)) | Err(_) => return EXIT_PROTOCOL,
+                Ok(None) => match reader.fill(requests.as_fd()) {
+                    Ok(Fill::Data | Fill::WouldBlock) => {}
+                    Ok(Fill::Eof) | Err(_) => return 0,
+                },
+            }
+        }
+    }));
+    sys::exit_now(code.unwrap_or(EXIT_PROTOCOL))
 }

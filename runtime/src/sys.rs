@@ -1,7 +1,7 @@
 //! Every system call the runtime makes, with nix and libc types kept inside this module.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -204,4 +204,68 @@ pub(crate) fn read_appending(
 /// reused.
 pub(crate) fn kill_pid(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+}
+
+/// Closes a descriptor that this process inherited but does not own (in a freshly forked child).
+pub(crate) fn close_raw(fd: RawFd) {
+    // SAFETY: `close` is async-signal-safe; the caller names a descriptor that nothing in this
+    // process will use again.
+    unsafe { libc::close(fd) };
+}
+
+/// Makes a pipe's buffer 1 MiB (from 64 KiB), so that large values cross in fewer wake-ups.
+/// Where the system does not allow it, the pipe keeps its size; nothing else changes.
+pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
+    let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(1 << 20));
+}
+
+/// What to wait for on one descriptor, for [`poll_many`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Interest {
+    Read,
+    Write,
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: no limit), and says for each
+/// whether it is ready (hang-ups and errors count as ready, so that the caller looks and sees).
+pub(crate) fn poll_many(
+    fds: &[(BorrowedFd<'_>, Interest)],
+    timeout: Option<Duration>,
+    ready: &mut Vec<bool>,
+) -> io::Result<()> {
+    let mut polled: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|(fd, interest)| {
+            let flags = match interest {
+                Interest::Read => PollFlags::POLLIN,
+                Interest::Write => PollFlags::POLLOUT,
+            };
+            PollFd::new(*fd, flags)
+        })
+        .collect();
+    ready.clear();
+    match nix::poll::poll(&mut polled, poll_timeout(timeout)) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => {
+            ready.resize(fds.len(), false);
+            return Ok(());
+        }
+        Err(errno) => return Err(io_err(errno)),
+    }
+    ready.extend(
+        polled
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty())),
+    );
+    Ok(())
+}
+
+/// Writes what `fd` takes of `bytes` now.
+pub(crate) fn write_some(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::write(fd, bytes) {
+            Err(Errno::EINTR) => {}
+            result => return result.map_err(io_err),
+        }
+    }
 }

@@ -1,0 +1,595 @@
+//! The untyped engine of a pool: worker processes, the queue of batches, and the loop that moves
+//! bytes between them. It knows tasks only as encoded arguments and outcome frames; the typed
+//! layer in `pool/mod.rs` encodes and decodes.
+//!
+//! There is no background thread: whoever waits for an outcome drives the engine (`drive`), so
+//! the process gains no thread of ours, and every fork happens on a thread of the caller's.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::error::ErrorKind;
+use crate::frame::{self, Fill, FrameReader, Tag};
+use crate::outcome;
+use crate::process::PoolProcess;
+use crate::sys::{self, Interest};
+use crate::task::{self, Entry};
+
+/// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
+/// the parent between two batches.
+const BATCHES_PER_WORKER: usize = 2;
+
+pub(crate) type JobId = u64;
+
+/// What became of one task.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The worker's outcome frame: a value, a panic, a codec failure.
+    Frame(Tag, Vec<u8>),
+    /// No frame: the worker crashed or timed out while running the task, or the task was never
+    /// run.
+    Failed(ErrorKind),
+}
+
+/// Consecutive tasks of one job that go to one worker together.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) job: JobId,
+    /// The index of the first task within its job.
+    pub(crate) first: usize,
+    pub(crate) count: usize,
+    pub(crate) entry: Entry,
+    /// Each task's arguments, as `task::append_args` wrote them.
+    pub(crate) args: Vec<u8>,
+}
+
+impl Batch {
+    /// Splits off the tasks from the `skip`-th on, as a batch of their own.
+    fn split_off(&mut self, skip: usize) -> Option<Batch> {
+        if skip >= self.count {
+            return None;
+        }
+        let mut rest: &[u8] = &self.args;
+        for _ in 0..skip {
+            rest = task::split_args(rest).map_or(&[][..], |(_, rest)| rest);
+        }
+        let tail = Batch {
+            job: self.job,
+            first: self.first + skip,
+            count: self.count - skip,
+            entry: self.entry,
+            args: rest.to_vec(),
+        };
+        self.args.truncate(self.args.len() - rest.len());
+        self.count = skip;
+        Some(tail)
+    }
+}
+
+/// The results of one call (`map`, `apply_async`, `imap`, …), kept until its caller takes them.
+#[derive(Debug)]
+struct Job {
+    /// Outcomes by task index, from `base` on; `None` while a task is outstanding.
+    outcomes: VecDeque<Option<Outcome>>,
+    base: usize,
+    /// For unordered jobs, outcomes in the order they arrived.
+    arrived: VecDeque<(usize, Outcome)>,
+    ordered: bool,
+    /// Tasks submitted whose outcome has not arrived.
+    outstanding: usize,
+}
+
+/// One live worker process and what it is doing.
+#[derive(Debug)]
+struct Slot {
+    process: PoolProcess,
+    reader: FrameReader,
+    /// Request bytes not yet written to the worker's pipe, from `written` on.
+    out: Vec<u8>,
+    written: usize,
+    /// Batches sent to this worker, oldest first; outcomes arrive in this order.
+    batches: VecDeque<Batch>,
+    /// Outcomes received for the oldest batch.
+    done: usize,
+    /// When the task the worker runs now started (roughly: when the outcome before it arrived).
+    started: Instant,
+    /// Tasks given to this worker over its life, for recycling.
+    assigned: usize,
+}
+
+impl Slot {
+    fn idle(&self) -> bool {
+        self.batches.is_empty()
+    }
+}
+
+/// The settings a pool keeps for its life.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) max_tasks_per_worker: Option<usize>,
+}
+
+/// The engine. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Core {
+    settings: Settings,
+    /// A deadline for all work in the pool: tasks still running then are killed.
+    deadline: Option<Instant>,
+    slots: Vec<Slot>,
+    queue: VecDeque<Batch>,
+    jobs: HashMap<JobId, Job>,
+    next_job: JobId,
+    closed: bool,
+    /// Scratch space for `poll`.
+    ready: Vec<bool>,
+}
+
+impl Core {
+    pub(crate) fn new(settings: Settings) -> io::Result<Core> {
+        let mut core = Core {
+            settings,
+            deadline: None,
+            slots: Vec::new(),
+            queue: VecDeque::new(),
+            jobs: HashMap::new(),
+            next_job: 0,
+            closed: false,
+            ready: Vec::new(),
+        };
+        while core.slots.len() < core.settings.workers {
+            core.add_worker()?;
+        }
+        Ok(core)
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The pids of the live workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.slots
+            .iter()
+            .map(|slot| slot.process.child.pid.as_raw().unsigned_abs())
+            .collect()
+    }
+
+    fn add_worker(&mut self) -> io::Result<()> {
+        let siblings: Vec<RawFd> = self.slots.iter().flat_map(|s| s.process.fds()).collect();
+        let process = PoolProcess::spawn(&siblings)?;
+        self.slots.push(Slot {
+            process,
+            reader: FrameReader::default(),
+            out: Vec::new(),
+            written: 0,
+            batches: VecDeque::new(),
+            done: 0,
+            started: Instant::now(),
+            assigned: 0,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn new_job(&mut self, ordered: bool) -> JobId {
+        let id = self.next_job;
+        self.next_job += 1;
+        self.jobs.insert(
+            id,
+            Job {
+                outcomes: VecDeque::new(),
+                base: 0,
+                arrived: VecDeque::new(),
+                ordered,
+                outstanding: 0,
+            },
+        );
+        id
+    }
+
+    /// Queues a batch; its outcomes arrive as the pool is driven.
+    pub(crate) fn submit(&mut self, batch: Batch) {
+        if let Some(job) = self.jobs.get_mut(&batch.job) {
+            job.outstanding += batch.count;
+            if job.ordered {
+                let end = batch.first + batch.count - job.base;
+                if job.outcomes.len() < end {
+                    job.outcomes.resize_with(end, || None);
+                }
+            }
+            self.queue.push_back(batch);
+        }
+    }
+
+    /// Records a task's outcome as failed without running it.
+    pub(crate) fn fail(&mut self, job: JobId, index: usize, kind: ErrorKind) {
+        if let Some(job) = self.jobs.get_mut(&job) {
+            job.outstanding += 1;
+            if job.ordered && job.outcomes.len() <= index - job.base {
+                job.outcomes.resize_with(index - job.base + 1, || None);
+            }
+        }
+        deliver(&mut self.jobs, job, index, Outcome::Failed(kind));
+    }
+
+    /// Whether a caller feeding tasks from an iterator should submit more before it waits: true
+    /// while fewer batches are queued than the workers can take at once.
+    pub(crate) fn wants_more(&self) -> bool {
+        self.queue.len() < BATCHES_PER_WORKER * self.settings.workers.max(1)
+    }
+
+    pub(crate) fn outstanding(&self, job: JobId) -> usize {
+        self.jobs.get(&job).map_or(0, |job| job.outstanding)
+    }
+
+    /// The next outcome in task order, if it has arrived.
+    pub(crate) fn take_next(&mut self, job: JobId) -> Option<(usize, Outcome)> {
+        let job = self.jobs.get_mut(&job)?;
+        if !matches!(job.outcomes.front(), Some(Some(_))) {
+            return None;
+        }
+        let outcome = job.outcomes.pop_front().flatten()?;
+        job.base += 1;
+        Some((job.base - 1, outcome))
+    }
+
+    /// Any outcome that has arrived, for unordered jobs.
+    pub(crate) fn take_any(&mut self, job: JobId) -> Option<(usize, Outcome)> {
+        self.jobs.get_mut(&job)?.arrived.pop_front()
+    }
+
+    /// Drops a job's queued tasks (they will have no outcome), keeping the job for the outcomes
+    /// of its running tasks.
+    pub(crate) fn drop_queued(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        self.queue.retain(|batch| {
+            let keep = batch.job != id;
+            if !keep {
+                job.outstanding -= batch.count;
+            }
+            keep
+        });
+    }
+
+    /// Drives until no task is queued or running.
+    pub(crate) fn finish(&mut self) {
+        while !self.queue.is_empty() || self.slots.iter().any(|slot| !slot.idle()) {
+            self.drive(None);
+        }
+    }
+
+    /// Forgets a job: its queued tasks are dropped, and outcomes still to come are discarded.
+    /// With `kill_running`, workers running one of its tasks are killed (and replaced);
+    /// otherwise those tasks finish first.
+    pub(crate) fn cancel(&mut self, id: JobId, kill_running: bool) {
+        self.queue.retain(|batch| batch.job != id);
+        self.jobs.remove(&id);
+        if kill_running {
+            for i in (0..self.slots.len()).rev() {
+                if self.slots[i]
+                    .batches
+                    .front()
+                    .is_some_and(|batch| batch.job == id)
+                {
+                    self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
+                }
+            }
+        }
+    }
+
+    /// Moves work along until something happens or `until` passes: hands queued batches to
+    /// workers, writes requests, reads outcomes, replaces dead or stuck workers.
+    pub(crate) fn drive(&mut self, until: Option<Instant>) {
+        if self.settings.workers == 0 {
+            self.run_inline();
+            return;
+        }
+        self.replenish();
+        self.dispatch();
+        self.wait(until);
+        self.expire();
+        self.retire();
+    }
+
+    /// With no workers, runs every queued batch here, in the caller's thread.
+    fn run_inline(&mut self) {
+        while let Some(batch) = self.queue.pop_front() {
+            let mut out = Vec::new();
+            // Writing to a `Vec` cannot fail.
+            let _ = (batch.entry)(&batch.args, &mut out);
+            let mut reader = FrameReader::from_bytes(out);
+            for index in batch.first..batch.first + batch.count {
+                let outcome = match reader.frame() {
+                    Ok(Some((tag, payload))) => Outcome::Frame(tag, payload.to_vec()),
+                    _ => Outcome::Failed(ErrorKind::Frame("missing outcome".into())),
+                };
+                reader.consume();
+                deliver(&mut self.jobs, batch.job, index, outcome);
+            }
+        }
+    }
+
+    /// Starts workers until there are as many as configured. When none can be started and none
+    /// is left, queued tasks fail with the reason rather than wait for ever.
+    fn replenish(&mut self) {
+        while self.slots.len() < self.settings.workers {
+            let Err(err) = self.add_worker() else {
+                continue;
+            };
+            if self.slots.is_empty() {
+                while let Some(batch) = self.queue.pop_front() {
+                    for index in batch.first..batch.first + batch.count {
+                        let err = io::Error::new(err.kind(), err.to_string());
+                        let outcome = Outcome::Failed(ErrorKind::Spawn(err));
+                        deliver(&mut self.jobs, batch.job, index, outcome);
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    /// Hands queued batches to workers with room, as far as recycling allows.
+    fn dispatch(&mut self) {
+        let limit = self.settings.max_tasks_per_worker;
+        for slot in &mut self.slots {
+            while slot.batches.len() < BATCHES_PER_WORKER {
+                let budget = limit.map_or(usize::MAX, |limit| limit.saturating_sub(slot.assigned));
+                if budget == 0 {
+                    break;
+                }
+                let Some(mut batch) = self.queue.pop_front() else {
+                    return;
+                };
+                if let Some(rest) = batch.split_off(budget) {
+                    self.queue.push_front(rest);
+                }
+                if slot.idle() {
+                    slot.started = Instant::now();
+                }
+                slot.assigned += batch.count;
+                let header = frame::begin(&mut slot.out, Tag::Batch);
+                let entry = batch.entry as usize as u64;
+                slot.out.extend_from_slice(&entry.to_le_bytes());
+                slot.out.extend_from_slice(&batch.args);
+                frame::finish(&mut slot.out, header);
+                slot.batches.push_back(batch);
+            }
+        }
+    }
+
+    /// When the next task timeout or the pool's deadline falls, if either applies.
+    fn next_expiry(&self) -> Option<Instant> {
+        let busy = self.slots.iter().filter(|slot| !slot.idle());
+        let timeouts = busy.filter_map(|slot| Some(slot.started + self.settings.task_timeout?));
+        let working = !self.queue.is_empty() || self.slots.iter().any(|slot| !slot.idle());
+        let deadline = self.deadline.filter(|_| working);
+        timeouts.chain(deadline).min()
+    }
+
+    /// Writes requests, waits for the workers, then reads what they sent and buries the dead.
+    fn wait(&mut self, until: Option<Instant>) {
+        for slot in &mut self.slots {
+            write(slot);
+        }
+        let wake = match (until, self.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = wake.map(|wake| wake.saturating_duration_since(Instant::now()));
+        let mut fds = Vec::with_capacity(self.slots.len() * 3);
+        for slot in &self.slots {
+            fds.push((slot.process.results.as_fd(), Interest::Read));
+            fds.push((slot.process.child.pidfd.as_fd(), Interest::Read));
+            if slot.written < slot.out.len() {
+                fds.push((slot.process.requests.as_fd(), Interest::Write));
+            } else {
+                // Nothing to write: the pidfd again keeps every slot at three entries.
+                fds.push((slot.process.child.pidfd.as_fd(), Interest::Read));
+            }
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        let polled = sys::poll_many(&fds, timeout, &mut ready);
+        drop(fds);
+        if polled.is_err() {
+            // Only ENOMEM; the next call tries again.
+            self.ready = ready;
+            return;
+        }
+        let mut dead = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let (readable, ended, writable) = (ready[3 * i], ready[3 * i + 1], ready[3 * i + 2]);
+            if writable {
+                write(slot);
+            }
+            if readable || ended {
+                if let Err(err) = read(slot, &mut self.jobs) {
+                    dead.push((i, Some(err)));
+                    continue;
+                }
+            }
+            if ended {
+                dead.push((i, None));
+            }
+        }
+        self.ready = ready;
+        for (i, bad_frame) in dead.into_iter().rev() {
+            match bad_frame {
+                None => self.remove_slot(i, crash),
+                Some(err) => self.remove_slot(i, |slot| stuck(slot, ErrorKind::Frame(err))),
+            }
+        }
+    }
+
+    /// Kills workers whose task ran past its timeout, or past the pool's deadline, and fails
+    /// queued tasks once the deadline has passed.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let past_deadline = self.deadline.is_some_and(|deadline| now >= deadline);
+        for i in (0..self.slots.len()).rev() {
+            let slot = &self.slots[i];
+            if slot.idle() {
+                continue;
+            }
+            let ran = now.saturating_duration_since(slot.started);
+            match self.settings.task_timeout {
+                Some(timeout) if ran >= timeout => {
+                    self.remove_slot(i, |slot| stuck(slot, ErrorKind::Timeout(timeout)));
+                }
+                _ if past_deadline => {
+                    self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
+                }
+                _ => {}
+            }
+        }
+        if past_deadline {
+            while let Some(batch) = self.queue.pop_front() {
+                for index in batch.first..batch.first + batch.count {
+                    let outcome = Outcome::Failed(ErrorKind::Deadline);
+                    deliver(&mut self.jobs, batch.job, index, outcome);
+                }
+            }
+        }
+    }
+
+    /// Replaces workers that have run as many tasks as they may.
+    fn retire(&mut self) {
+        let Some(limit) = self.settings.max_tasks_per_worker else {
+            return;
+        };
+        for i in (0..self.slots.len()).rev() {
+            if self.slots[i].idle() && self.slots[i].assigned >= limit {
+                self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
+            }
+        }
+    }
+
+    /// Takes a worker out of the pool and ends it. The task it was running (if any) fails with
+    /// `why(slot)`; the tasks it had not started go back to the front of the queue.
+    fn remove_slot(&mut self, i: usize, why: impl FnOnce(&mut Slot) -> ErrorKind) {
+        let mut slot = self.slots.remove(i);
+        let kind = why(&mut slot);
+        let Some(mut current) = slot.batches.pop_front() else {
+            return;
+        };
+        let index = current.first + slot.done;
+        deliver(&mut self.jobs, current.job, index, Outcome::Failed(kind));
+        let rest = current.split_off(slot.done + 1);
+        let unstarted: Vec<Batch> = rest
+            .into_iter()
+            .chain(slot.batches.drain(..))
+            .filter(|batch| self.jobs.contains_key(&batch.job))
+            .collect();
+        for batch in unstarted.into_iter().rev() {
+            self.queue.push_front(batch);
+        }
+    }
+
+    /// Kills every worker at once; queued and running tasks are dropped with their jobs.
+    pub(crate) fn terminate(&mut self) {
+        self.queue.clear();
+        self.jobs.clear();
+        for mut slot in self.slots.drain(..) {
+            let _ = slot.process.child.kill();
+            let _ = slot.process.child.reap();
+        }
+    }
+}
+
+/// The worker a task ran on died: why, as the task's error.
+fn crash(slot: &mut Slot) -> ErrorKind {
+    match slot.process.child.reap() {
+        Ok(exit) => {
+            let partial = (!slot.reader.is_empty()).then(|| slot.reader.incomplete().to_string());
+            outcome::missing(exit, partial)
+        }
+        Err(err) => ErrorKind::Io(err),
+    }
+}
+
+/// Kills a worker (one that ran a task for too long, or is no longer wanted); `kind` is the
+/// error of the task it was running.
+fn stuck(slot: &mut Slot, kind: ErrorKind) -> ErrorKind {
+    let _ = slot.process.child.kill();
+    let _ = slot.process.child.reap();
+    kind
+}
+
+/// Records a task's outcome with its job, if the job still wants it.
+fn deliver(jobs: &mut HashMap<JobId, Job>, id: JobId, index: usize, outcome: Outcome) {
+    let Some(job) = jobs.get_mut(&id) else {
+        return;
+    };
+    job.outstanding -= 1;
+    if job.ordered {
+        let at = index.checked_sub(job.base);
+        if let Some(slot) = at.and_then(|at| job.outcomes.get_mut(at)) {
+            *slot = Some(outcome);
+        }
+    } else {
+        job.arrived.push_back((index, outcome));
+    }
+}
+
+/// Reads what a worker has sent and delivers each whole outcome frame to its task. Fails when
+/// the bytes are not frames, or a frame comes that no task waits for.
+fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<(), String> {
+    loop {
+        loop {
+            let (tag, payload) = match slot.reader.frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(err) => return Err(err.to_string()),
+            };
+            let Some(batch) = slot.batches.front() else {
+                return Err("an outcome arrived for no task".into());
+            };
+            let (job, index, count) = (batch.job, batch.first + slot.done, batch.count);
+            deliver(jobs, job, index, Outcome::Frame(tag, payload.to_vec()));
+            slot.reader.consume();
+            slot.done += 1;
+            if slot.done == count {
+                slot.batches.pop_front();
+                slot.done = 0;
+            }
+            slot.started = Instant::now();
+        }
+        match slot.reader.fill(slot.process.results.as_fd()) {
+            Ok(Fill::Data) => {}
+            // EOF comes with the pidfd's news of the worker's end, which buries it.
+            Ok(Fill::WouldBlock | Fill::Eof) => return Ok(()),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+}
+
+/// Writes what the pipe takes of a worker's pending requests, without blocking.
+fn write(slot: &mut Slot) {
+    while slot.written < slot.out.len() {
+        match sys::write_some(slot.process.requests.as_fd(), &slot.out[slot.written..]) {
+            Ok(n) => slot.written += n,
+            // Full (the worker is busy), or EPIPE (the worker is gone, which its pidfd is about
+            // to say): either way, later.
+            Err(_) => return,
+        }
+    }
+    slot.out.clear();
+    slot.written = 0;
+}
