@@ -52,6 +52,8 @@ pub(crate) enum ErrorKind {
     EncodeArgs(String),
     Frame(String),
     Closed,
+    /// The fork server could not be started.
+    Init(String),
 }
 
 /// A panic, as the worker reports it to its parent.
@@ -222,7 +224,7 @@ impl Error {
     /// `EAGAIN` (too many processes) or `EMFILE` (too many open files).
     #[must_use]
     pub fn is_spawn(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Spawn(_))
+        matches!(self.inner.kind, ErrorKind::Spawn(_) | ErrorKind::Init(_))
     }
 
     /// The operating system's error, when a system call failed.
@@ -274,6 +276,7 @@ impl fmt::Display for Error {
             }
             ErrorKind::Frame(msg) => write!(f, "{worker} sent a bad frame: {msg}"),
             ErrorKind::Closed => write!(f, "failed to submit {worker}: the pool is closed"),
+            ErrorKind::Init(msg) => write!(f, "failed to start the fork server: {msg}"),
         }
     }
 }

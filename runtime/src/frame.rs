@@ -26,6 +26,8 @@ pub(crate) enum Tag {
     /// To a pool worker: a batch of tasks, as the address of their [`crate::task::Entry`] (a
     /// little-endian `u64`) and each task's arguments.
     Batch = 16,
+    /// To a worker: a batch, after which it exits (a one-off worker forked by the fork server).
+    Once = 17,
 }
 
 impl Tag {
@@ -36,6 +38,7 @@ impl Tag {
             Tag::EncodeFailed,
             Tag::DecodeFailed,
             Tag::Batch,
+            Tag::Once,
         ]
         .into_iter()
         .find(|tag| *tag as u8 == byte)

@@ -83,6 +83,7 @@ mod frame;
 mod outcome;
 mod pool;
 mod process;
+mod server;
 mod spawn;
 mod sys;
 mod task;
@@ -91,6 +92,7 @@ mod worker;
 
 pub use crate::error::{Error, PanicLocation};
 pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};
+pub use crate::server::init;
 pub use crate::spawn::JoinHandle;
 pub use crate::task::TaskFn;
 pub use crate::wire::Wire;

@@ -16,7 +16,7 @@ pub(crate) fn decode<T: Wire>(tag: Tag, payload: &[u8]) -> Result<T, ErrorKind> 
         },
         Tag::EncodeFailed => Err(ErrorKind::Encode(text(payload))),
         Tag::DecodeFailed => Err(ErrorKind::DecodeArgs(text(payload))),
-        Tag::Batch => Err(ErrorKind::Frame(
+        Tag::Batch | Tag::Once => Err(ErrorKind::Frame(
             "unexpected batch frame from a worker".into(),
         )),
     }

@@ -1,6 +1,7 @@
 //! Worker processes: [`Child`] owns one and reaps it; [`PoolProcess`] is a persistent pool worker
 //! and the loop it runs.
 
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -9,16 +10,19 @@ use nix::unistd::Pid;
 
 use crate::child;
 use crate::frame::{Fill, FrameReader, Tag};
+use crate::server;
 use crate::sys::{self, Exit, Fork};
 use crate::task::Entry;
 
-/// A child process that is killed and reaped when dropped, unless it was reaped already.
+/// A worker process that is killed and reaped when dropped, unless it was reaped already.
 #[derive(Debug)]
 pub(crate) struct Child {
     pub(crate) pid: Pid,
     /// Refers to this process and no other, even once its pid is reused.
     pub(crate) pidfd: OwnedFd,
     pub(crate) exit: Option<Exit>,
+    /// For a worker the fork server forked (and reaps): where the server reports its end.
+    status: Option<File>,
 }
 
 impl Child {
@@ -28,6 +32,7 @@ impl Child {
                 pid,
                 pidfd,
                 exit: None,
+                status: None,
             }),
             Err(err) => {
                 // No pidfd (EMFILE, say): the pid is still ours, since we have not reaped it.
@@ -36,6 +41,18 @@ impl Child {
                 Err(err)
             }
         }
+    }
+
+    /// A worker forked by the fork server, which reports its end on `status`.
+    pub(crate) fn adopt_served(pid: Pid, status: File) -> io::Result<Child> {
+        // Should this fail, dropping `status` tells the server nobody waits: it kills the worker.
+        let pidfd = sys::pidfd_open(pid)?;
+        Ok(Child {
+            pid,
+            pidfd,
+            exit: None,
+            status: Some(status),
+        })
     }
 
     pub(crate) fn kill(&self) -> io::Result<()> {
@@ -50,8 +67,11 @@ impl Child {
         if let Some(exit) = self.exit {
             return Ok(exit);
         }
-        let exit = sys::wait(self.pid, true)?
-            .ok_or_else(|| io::Error::other("waitpid returned with the child still running"))?;
+        let exit = match &mut self.status {
+            Some(status) => server::read_exit(status)?,
+            None => sys::wait(self.pid, true)?
+                .ok_or_else(|| io::Error::other("waitpid returned with the child still running"))?,
+        };
         self.exit = Some(exit);
         Ok(exit)
     }
@@ -85,6 +105,17 @@ impl PoolProcess {
     /// closes at once: it must hold no copy of a sibling's pipes.
     pub(crate) fn spawn(siblings: &[RawFd]) -> io::Result<PoolProcess> {
         child::install_panic_hook();
+        if let Some(served) = server::spawn_worker() {
+            let served = served?;
+            sys::set_nonblocking(served.requests.as_fd())?;
+            sys::set_nonblocking(served.results.as_fd())?;
+            return Ok(PoolProcess {
+                child: served.child,
+                requests: served.requests,
+                results: served.results,
+            });
+        }
+        server::warn_if_threaded();
         let (request_read, request_write) = sys::pipe()?;
         let (result_read, result_write) = sys::pipe()?;
         sys::set_nonblocking(request_write.as_fd())?;
@@ -127,8 +158,9 @@ impl PoolProcess {
     }
 }
 
-/// The loop of a pool worker: run each batch as it arrives, until the parent goes away.
-fn serve(requests: &OwnedFd, results: OwnedFd, parent: Pid) -> ! {
+/// The loop of a pool worker: run each batch as it arrives, until the parent goes away. After a
+/// [`Tag::Once`] batch, the worker exits.
+pub(crate) fn serve(requests: &OwnedFd, results: OwnedFd, parent: Pid) -> ! {
     let code = panic::catch_unwind(AssertUnwindSafe(|| {
         if !sys::die_with_parent(parent) {
             return 0;
@@ -137,7 +169,7 @@ fn serve(requests: &OwnedFd, results: OwnedFd, parent: Pid) -> ! {
         let mut reader = FrameReader::default();
         loop {
             match reader.frame() {
-                Ok(Some((Tag::Batch, payload))) => {
+                Ok(Some((tag @ (Tag::Batch | Tag::Once), payload))) => {
                     let Some((entry, tasks)) = payload.split_first_chunk::<8>() else {
                         return EXIT_PROTOCOL;
                     };
@@ -148,8 +180,8 @@ fn serve(requests: &OwnedFd, results: OwnedFd, parent: Pid) -> ! {
                     // the process image that this one is a fork of, over a pipe only the two of
                     // them hold; so this is the address of an `Entry` function, here as there.
                     let entry = unsafe { std::mem::transmute::<usize, Entry>(entry) };
-                    if entry(tasks, &mut out).is_err() {
-                        // The parent closed its end: the pool is gone.
+                    if entry(tasks, &mut out).is_err() || tag == Tag::Once {
+                        // Done, or the parent closed its end: the pool is gone.
                         return 0;
                     }
                     reader.consume();

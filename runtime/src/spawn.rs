@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::child;
 use crate::error::ErrorKind;
-use crate::frame::{Fill, FrameReader};
+use crate::frame::{self, Fill, FrameReader, Tag};
 use crate::outcome;
 use crate::process::Child;
+use crate::server;
 use crate::sys::{self, Exit, Fork};
+use crate::task;
 use crate::{Error, Wire, Worker};
 
 /// Runs `W` with `args` in a forked child process.
@@ -25,6 +27,20 @@ use crate::{Error, Wire, Worker};
 pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
     let spawn_error = |err| Error::new(W::NAME, ErrorKind::Spawn(err));
     child::install_panic_hook();
+    if let Some(served) = server::spawn_worker() {
+        let served = served.map_err(spawn_error)?;
+        send_once::<W>(&args, &served.requests)?;
+        drop(served.requests);
+        sys::set_nonblocking(served.results.as_fd()).map_err(spawn_error)?;
+        return Ok(JoinHandle {
+            child: served.child,
+            pipe: served.results,
+            reader: FrameReader::default(),
+            worker: W::NAME,
+            _output: PhantomData,
+        });
+    }
+    server::warn_if_threaded();
     let (read, write) = sys::pipe().map_err(spawn_error)?;
     sys::set_nonblocking(read.as_fd()).map_err(spawn_error)?;
     let parent = sys::getpid();
@@ -50,6 +66,27 @@ pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
             })
         }
     }
+}
+
+/// Sends a worker forked by the fork server its one task.
+fn send_once<W: Worker>(args: &W::Args, link: &OwnedFd) -> Result<(), Error> {
+    let mut batch = Vec::new();
+    let header = frame::begin(&mut batch, Tag::Once);
+    let entry = task::worker_entry::<W>() as usize as u64;
+    batch.extend_from_slice(&entry.to_le_bytes());
+    task::append_args(args, &mut batch)
+        .map_err(|err| Error::new(W::NAME, ErrorKind::EncodeArgs(err.to_string())))?;
+    frame::finish(&mut batch, header);
+    let mut rest = &batch[..];
+    while !rest.is_empty() {
+        match sys::write_some(link.as_fd(), rest) {
+            Ok(n) => rest = &rest[n..],
+            // The worker died before it read its task: `join` reports how.
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(err) => return Err(Error::new(W::NAME, ErrorKind::Spawn(err))),
+        }
+    }
+    Ok(())
 }
 
 /// Flushes stdout before a fork. The child inherits stdout's buffer: were a partial line waiting

@@ -5,7 +5,7 @@ use std::io::Write;
 use crate::child;
 use crate::codec;
 use crate::frame::{self, Tag};
-use crate::Wire;
+use crate::{Wire, Worker};
 
 /// A function that a [`Pool`](crate::Pool) can run in its worker processes, taking the tuple
 /// `Args` and returning `R`.
@@ -103,18 +103,28 @@ pub(crate) fn split_args(batch: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 fn run_batch<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
-    mut batch: &[u8],
+    batch: &[u8],
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     // SAFETY: `F` has no data (`entry` asserts it at compile time), so every value of it is the
     // same value, and it is `Copy`, so making one creates no ownership. The caller had one.
     let f: F = unsafe { std::mem::zeroed() };
+    run_each(batch, out, |args| f.call(args))
+}
+
+/// Runs `call` on each task's arguments in `batch`, writing each outcome frame to `out` as soon
+/// as it is ready.
+fn run_each<Args: Wire, R: Wire>(
+    mut batch: &[u8],
+    out: &mut dyn Write,
+    call: impl Fn(Args) -> R,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some((args, rest)) = split_args(batch) {
         batch = rest;
         buf.clear();
         match codec::decode::<Args>(args) {
-            Ok(args) => child::append_outcome(|| f.call(args), &mut buf),
+            Ok(args) => child::append_outcome(|| call(args), &mut buf),
             Err(err) => {
                 let header = frame::begin(&mut buf, Tag::DecodeFailed);
                 buf.extend_from_slice(err.to_string().as_bytes());
@@ -126,4 +136,13 @@ fn run_batch<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
         out.write_all(&buf)?;
     }
     Ok(())
+}
+
+/// The [`Entry`] that runs a `#[lambda_parallel]` worker `W` on each task of a batch.
+pub(crate) fn worker_entry<W: Worker>() -> Entry {
+    run_worker::<W>
+}
+
+fn run_worker<W: Worker>(batch: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
+    run_each::<W::Args, W::Output>(batch, out, W::call)
 }

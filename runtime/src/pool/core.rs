@@ -130,6 +130,8 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(settings: Settings) -> io::Result<Core> {
+        // Inline mode (no workers) catches panics too, and needs the hook for their location.
+        crate::child::install_panic_hook();
         let mut core = Core {
             settings,
             deadline: None,
@@ -349,28 +351,33 @@ impl Core {
     /// Hands queued batches to workers with room, as far as recycling allows.
     fn dispatch(&mut self) {
         let limit = self.settings.max_tasks_per_worker;
-        for slot in &mut self.slots {
-            while slot.batches.len() < BATCHES_PER_WORKER {
-                let budget = limit.map_or(usize::MAX, |limit| limit.saturating_sub(slot.assigned));
-                if budget == 0 {
-                    break;
+        // Each worker gets one batch before any gets a second: a call with as many tasks as
+        // there are workers runs them all at once, not two after one another on one worker.
+        for depth in 1..=BATCHES_PER_WORKER {
+            for slot in &mut self.slots {
+                while slot.batches.len() < depth {
+                    let budget =
+                        limit.map_or(usize::MAX, |limit| limit.saturating_sub(slot.assigned));
+                    if budget == 0 {
+                        break;
+                    }
+                    let Some(mut batch) = self.queue.pop_front() else {
+                        return;
+                    };
+                    if let Some(rest) = batch.split_off(budget) {
+                        self.queue.push_front(rest);
+                    }
+                    if slot.idle() {
+                        slot.started = Instant::now();
+                    }
+                    slot.assigned += batch.count;
+                    let header = frame::begin(&mut slot.out, Tag::Batch);
+                    let entry = batch.entry as usize as u64;
+                    slot.out.extend_from_slice(&entry.to_le_bytes());
+                    slot.out.extend_from_slice(&batch.args);
+                    frame::finish(&mut slot.out, header);
+                    slot.batches.push_back(batch);
                 }
-                let Some(mut batch) = self.queue.pop_front() else {
-                    return;
-                };
-                if let Some(rest) = batch.split_off(budget) {
-                    self.queue.push_front(rest);
-                }
-                if slot.idle() {
-                    slot.started = Instant::now();
-                }
-                slot.assigned += batch.count;
-                let header = frame::begin(&mut slot.out, Tag::Batch);
-                let entry = batch.entry as usize as u64;
-                slot.out.extend_from_slice(&entry.to_le_bytes());
-                slot.out.extend_from_slice(&batch.args);
-                frame::finish(&mut slot.out, header);
-                slot.batches.push_back(batch);
             }
         }
     }

@@ -1,0 +1,220 @@
+//! Workers forked by the fork server (`lambda_parallel::init`) are safe in a process whose other
+//! threads hold locks: the situation of every Lambda handler on a multithreaded tokio runtime.
+//!
+//! `init` must run before any thread exists, so this test binary has its own `main` (no test
+//! harness). It prints `fork_server: N passed, N failed` and exits non-zero on a failure.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lambda_parallel::{lambda_parallel, Pool};
+
+#[lambda_parallel]
+fn checksum(seed: u64, len: u32) -> u64 {
+    // Allocates and prints, as real workers do: both would hang in a child forked while another
+    // thread held the allocator's or stdout's lock.
+    let data: Vec<u64> = (0..u64::from(len))
+        .map(|i| i.wrapping_mul(seed) ^ seed)
+        .collect();
+    println!("worker {} summed {} values", std::process::id(), data.len());
+    data.iter().fold(0, |acc, x| acc.rotate_left(5) ^ x)
+}
+
+fn expected(seed: u64, len: u32) -> u64 {
+    (0..u64::from(len))
+        .map(|i| i.wrapping_mul(seed) ^ seed)
+        .fold(0, |acc, x| acc.rotate_left(5) ^ x)
+}
+
+#[lambda_parallel]
+fn fails(how: u8) -> u8 {
+    match how {
+        0 => panic!("failed on purpose"),
+        1 => std::process::abort(),
+        _ => loop {
+            std::thread::sleep(Duration::from_secs(1));
+        },
+    }
+}
+
+type Check = (&'static str, fn() -> Result<(), String>);
+
+fn main() {
+    let refused = std::thread::spawn(lambda_parallel::init).join().unwrap();
+    let refused = match refused {
+        Ok(()) => Err("init succeeded on another thread".to_owned()),
+        Err(err) => expect(err.to_string().contains("main thread"), err.to_string()),
+    };
+    lambda_parallel::init().expect("init runs first thing in main");
+    // A watchdog turns a hang into a failure with a message, rather than a stuck CI job.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(300));
+        eprintln!("fork_server: hung for 300 s");
+        std::process::exit(2);
+    });
+    let checks: [Check; 5] = [
+        ("init twice is fine", init_twice),
+        (
+            "workers are not children of the caller",
+            workers_are_not_children,
+        ),
+        (
+            "one-off failures are reported through the server",
+            failures_are_reported,
+        ),
+        ("1,000 tasks under a busy tokio runtime", busy_tokio_runtime),
+        ("nothing leaks", nothing_leaks),
+    ];
+    let outcomes = std::iter::once(("init is refused off the main thread", refused))
+        .chain(checks.into_iter().map(|(name, check)| (name, check())));
+    let (mut passed, mut failed) = (0, 0);
+    for (name, outcome) in outcomes {
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(why) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {why}");
+            }
+        }
+    }
+    println!("fork_server: {passed} passed, {failed} failed");
+    std::process::exit(i32::from(failed > 0));
+}
+
+fn expect(condition: bool, why: impl Into<String>) -> Result<(), String> {
+    condition.then_some(()).ok_or_else(|| why.into())
+}
+
+fn init_twice() -> Result<(), String> {
+    lambda_parallel::init().map_err(|err| err.to_string())
+}
+
+fn workers_are_not_children() -> Result<(), String> {
+    let handle = checksum::spawn(3, 10).map_err(|err| err.to_string())?;
+    let pid = handle.pid();
+    let children = lambda_parallel_tests::children();
+    let value = handle.join().map_err(|err| err.to_string())?;
+    expect(value == expected(3, 10), "wrong checksum")?;
+    expect(
+        !children.contains(&pid),
+        format!("worker {pid} is among {children:?}"),
+    )?;
+    expect(
+        children.len() == 1,
+        format!("only the server is a child: {children:?}"),
+    )
+}
+
+fn failures_are_reported() -> Result<(), String> {
+    let spawn = |how| fails::spawn(how).map_err(|err| err.to_string());
+    let err = spawn(0)?.join().expect_err("a panic");
+    expect(
+        err.panic_message() == Some("failed on purpose"),
+        err.to_string(),
+    )?;
+    expect(
+        err.panic_location().is_some(),
+        "the location crosses the server too",
+    )?;
+    let err = spawn(1)?.join().expect_err("an abort");
+    expect(err.signal_name() == Some("SIGABRT"), err.to_string())?;
+    let err = spawn(2)?
+        .join_timeout(Duration::from_millis(50))
+        .expect_err("a timeout");
+    expect(err.is_timeout(), err.to_string())?;
+    let mut handle = spawn(2)?;
+    handle.kill().map_err(|err| err.to_string())?;
+    let err = handle.join().expect_err("killed");
+    expect(err.signal_name() == Some("SIGKILL"), err.to_string())
+}
+
+fn busy_tokio_runtime() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .map_err(|err| err.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Mutex::new(0_u64));
+    let printed = Arc::new(AtomicU64::new(0));
+    // Threads that hold stdout's lock and a shared mutex nearly all the time.
+    let hammers: Vec<_> = (0..2)
+        .map(|i| {
+            let (stop, shared, printed) = (stop.clone(), shared.clone(), printed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut guard = shared.lock().unwrap();
+                    *guard += 1;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "hammer {i} holds the locks ({})", *guard);
+                    printed.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let pool = Arc::new(Pool::new(2).map_err(|err| err.to_string())?);
+    let result = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for handler in 0..10_u64 {
+            let pool = pool.clone();
+            // Each "invocation" maps 100 tasks from a blocking section of an async handler.
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let inputs: Vec<(u64, u32)> = (0..100).map(|i| (handler * 100 + i, 500)).collect();
+                let results = pool.starmap(checksum, inputs.clone())?;
+                let one_off = checksum::spawn(handler, 100)?.join()?;
+                Ok::<_, lambda_parallel::Error>((inputs, results, handler, one_off))
+            }));
+        }
+        let mut checked = 0;
+        for task in tasks {
+            let (inputs, results, handler, one_off) = task
+                .await
+                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string())?;
+            for ((seed, len), result) in inputs.iter().zip(&results) {
+                expect(
+                    *result == expected(*seed, *len),
+                    format!("task {seed} wrong"),
+                )?;
+                checked += 1;
+            }
+            expect(one_off == expected(handler, 100), "one-off wrong")?;
+        }
+        expect(checked == 1_000, format!("{checked} results checked"))
+    });
+    stop.store(true, Ordering::Relaxed);
+    for hammer in hammers {
+        hammer.join().map_err(|_| "a hammer thread panicked")?;
+    }
+    expect(printed.load(Ordering::Relaxed) > 0, "the hammers ran")?;
+    result
+}
+
+fn nothing_leaks() -> Result<(), String> {
+    let fds = lambda_parallel_tests::open_fds();
+    let children = lambda_parallel_tests::children();
+    {
+        let pool = Pool::new(2).map_err(|err| err.to_string())?;
+        let results = pool.map_each(fails, [0, 1]);
+        expect(results.iter().all(Result::is_err), "both fail")?;
+        for i in 0..20 {
+            checksum::spawn(i, 10)
+                .map_err(|err| err.to_string())?
+                .join()
+                .map_err(|e| e.to_string())?;
+        }
+        drop(fails::spawn(2).map_err(|err| err.to_string())?);
+    }
+    expect(
+        lambda_parallel_tests::open_fds() == fds,
+        "descriptors leaked",
+    )?;
+    expect(
+        lambda_parallel_tests::children() == children,
+        "processes leaked",
+    )
+}
