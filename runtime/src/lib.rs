@@ -43,6 +43,35 @@
 //! must nonetheless be [`Wire`] (`Serialize + DeserializeOwned + Send + 'static`), so that the
 //! same function can also run in workers that were forked before the call.
 //!
+//! # Pools
+//!
+//! A [`Pool`] keeps worker processes for task after task, with the interface of Python's
+//! `multiprocessing.Pool` (the table in its documentation maps one to the other): `map`,
+//! `starmap`, `apply`, their `_async` forms, `imap` and `imap_unordered`, and
+//! [`map_each`](Pool::map_each) for every task's own outcome, as a Lambda handler reporting
+//! `batchItemFailures` needs. Functions go to a pool by name; small tasks travel in batches.
+//!
+//! ```
+//! use lambda_parallel::{lambda_parallel, Pool};
+//!
+//! #[lambda_parallel]
+//! fn word_count(text: String) -> usize {
+//!     text.split_whitespace().count()
+//! }
+//!
+//! # fn main() -> Result<(), lambda_parallel::Error> {
+//! let pool = Pool::new(2)?;
+//! let texts = ["a b c", "d e", ""].map(String::from);
+//! assert_eq!(pool.map(word_count, texts)?, [3, 2, 0]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A crash costs only the task that was running: it fails with the signal or exit code, a new
+//! worker takes the dead one's place, and the other tasks go on. A task timeout
+//! ([`PoolBuilder::task_timeout`]) or a deadline ([`Pool::set_deadline`]) kills a stuck worker
+//! the same way. Each task yields exactly one outcome.
+//!
 //! # Errors and panics
 //!
 //! A function that returns `Result<T, E>` hands back its own `Err(E)`, typed, as the `Ok` value
@@ -59,22 +88,41 @@
 //! # Platform support
 //!
 //! Linux 5.3 or later (for `pidfd_open`), as on AWS Lambda. Nothing needs `/dev/shm` or a
-//! writable file system, and each worker holds two file descriptors (a pipe and a pidfd) until it
-//! is joined, so Lambda's 1024-descriptor limit allows hundreds of workers at once.
+//! writable file system. Each live worker costs the caller two to four file descriptors (its
+//! pipes, a pidfd, and with the fork server a status pipe), so Lambda's limit of 1024 allows
+//! two hundred workers at once; a pool's descriptors do not grow with the number of tasks.
 //!
 //! # Safety
 //!
-//! After `fork`, the child has only the thread that called `spawn`. Any lock that another thread
-//! of the caller held at that moment stays locked in the child forever. The runtime's own code in
-//! the child takes no lock, but the worker function runs in that state: in a process with several
-//! threads, a worker that prints to stdout, takes a `Mutex` shared with other threads, or uses an
-//! async runtime of the parent can hang. Workers that only compute on their arguments, which is
-//! what workers are for, are unaffected. Output that the caller had buffered on stdout is flushed
-//! before each fork, so the child does not print it again; a worker's own output that does not
-//! end in a newline may be lost when the worker exits.
+//! After `fork`, the child has only the thread that forked it. Any lock that another thread held
+//! at that moment stays locked in the child for ever: a worker that then prints to stdout, takes
+//! a `Mutex` shared with other threads, or touches an async runtime of the parent can hang. A
+//! Lambda function written in Rust always has several threads by the time it handles an event.
 //!
-//! The kernel kills a worker when the thread that spawned it exits (`PR_SET_PDEATHSIG`), so
-//! that workers die with a crashed caller: join a worker before the thread that spawned it ends.
+//! So call [`init`] first thing in `main`, before any thread starts (before building the tokio
+//! runtime). It forks a small single-threaded *fork server*, and every worker is then forked
+//! from it: workers inherit no lock, fork cheaply however large the program has grown, and see
+//! the program as it was at `init` (its globals and open files), not as it is when they are
+//! spawned; arguments and results are passed explicitly, as always.
+//!
+//! ```
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     lambda_parallel::init()?;
+//!     let pool = lambda_parallel::Pool::builder().build()?;
+//!     // ... build the tokio runtime and run the Lambda handler, which uses `pool` ...
+//!     # drop(pool);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Without `init`, workers are forked straight from the calling process. That is safe while it
+//! has one thread. With several threads, the runtime's own code in the child still takes no
+//! lock, so workers that only compute on their arguments are unaffected, but the first such fork
+//! prints a warning naming `init` (`LAMBDA_PARALLEL_NO_THREAD_WARNING=1` silences it). Such
+//! workers also die when the thread that spawned them exits (`PR_SET_PDEATHSIG`): join them
+//! before it ends. Output the caller had buffered on stdout is flushed before each fork, so no
+//! worker prints it again; a worker's own output that does not end in a newline may be lost when
+//! the worker exits.
 
 mod child;
 mod codec;
