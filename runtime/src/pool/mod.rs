@@ -204,8 +204,9 @@ impl Pool {
     /// # Errors
     ///
     /// Fails fast: when a task fails (panics, crashes, times out, or its value cannot cross the
-    /// pipe), no further task is started, the tasks already running finish, and the error of
-    /// the lowest-index failed task is returned ([`Error::task_index`]). A worker's own typed
+    /// pipe), no more tasks are handed to workers, the tasks they already hold (at most two
+    /// batches each) finish, and then the error of the lowest-index failed task is returned
+    /// ([`Error::task_index`]): no work goes on behind the caller's back. A worker's own typed
     /// `Err` is a value, not a failure. [`Pool::map_each`] returns every outcome instead.
     pub fn map<F, A, R, I>(&self, f: F, inputs: I) -> Result<Vec<R>, Error>
     where
