@@ -1,0 +1,5 @@
+//! What the workloads share: the hand-written baselines, and the table with its figures.
+
+pub(crate) mod memory;
+pub(crate) mod raw;
+pub(crate) mod report;

@@ -1,0 +1,149 @@
+//! Figures (several repetitions of one measurement) and the one table they are printed in.
+
+use std::fmt::Write as _;
+
+/// The repetitions of one measurement, in the unit of its row.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Figure {
+    samples: Vec<f64>,
+}
+
+impl Figure {
+    pub(crate) fn push(&mut self, sample: f64) {
+        self.samples.push(sample);
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut sorted = self.samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted
+    }
+
+    /// The median (the mean of the middle two for an even count); NaN with no samples.
+    pub(crate) fn median(&self) -> f64 {
+        let sorted = self.sorted();
+        match sorted.len() {
+            0 => f64::NAN,
+            len if len % 2 == 1 => sorted[len / 2],
+            len => f64::midpoint(sorted[len / 2 - 1], sorted[len / 2]),
+        }
+    }
+
+    /// `n: min–median–max`.
+    fn spread(&self) -> String {
+        let sorted = self.sorted();
+        match (sorted.first(), sorted.last()) {
+            (Some(min), Some(max)) => format!(
+                "{}: {}–{}–{}",
+                sorted.len(),
+                number(*min),
+                number(self.median()),
+                number(*max)
+            ),
+            _ => "0".to_owned(),
+        }
+    }
+}
+
+/// One line of the table: our figure for a workload, against one baseline.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) id: &'static str,
+    pub(crate) measured: String,
+    pub(crate) ours: Figure,
+    pub(crate) baseline: Option<(&'static str, Figure)>,
+    pub(crate) target: &'static str,
+    /// Whether the target is met; `None` where this row does not decide it.
+    pub(crate) met: Option<bool>,
+}
+
+impl Row {
+    /// Our median over the baseline's.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        let (_, baseline) = self.baseline.as_ref()?;
+        Some(self.ours.median() / baseline.median())
+    }
+}
+
+/// Prints the rows as one aligned table, in the order given.
+pub(crate) fn print_table(rows: &[Row]) {
+    let header = [
+        "id",
+        "measured",
+        "ours",
+        "n: min–med–max",
+        "baseline",
+        "figure",
+        "n: min–med–max",
+        "ours/base",
+        "target",
+        "met",
+    ]
+    .map(str::to_owned);
+    let mut lines = vec![header];
+    for row in rows {
+        let (name, figure, spread) = match &row.baseline {
+            Some((name, figure)) => ((*name).to_owned(), number(figure.median()), figure.spread()),
+            None => ("—".to_owned(), String::new(), String::new()),
+        };
+        let ratio = row
+            .ratio()
+            .map_or_else(String::new, |ratio| format!("{}×", number(ratio)));
+        let met = match row.met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "",
+        };
+        lines.push([
+            row.id.to_owned(),
+            row.measured.clone(),
+            number(row.ours.median()),
+            row.ours.spread(),
+            name,
+            figure,
+            spread,
+            ratio,
+            row.target.to_owned(),
+            met.to_owned(),
+        ]);
+    }
+    let mut widths = [0; 10];
+    for line in &lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for (index, line) in lines.iter().enumerate() {
+        for (column, (cell, width)) in line.iter().zip(widths).enumerate() {
+            let pad = width - cell.chars().count();
+            // Text left, figures right.
+            if matches!(column, 2 | 5 | 7) {
+                let _ = write!(out, "{}{cell}  ", " ".repeat(pad));
+            } else {
+                let _ = write!(out, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        if index == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+            out.push('\n');
+        }
+    }
+    print!("{out}");
+}
+
+/// Three significant figures or so, never in exponent form.
+fn number(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude >= 100.0 || magnitude == 0.0 {
+        format!("{value:.0}")
+    } else if magnitude >= 10.0 {
+        format!("{value:.1}")
+    } else if magnitude >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.3}")
+    }
+}
