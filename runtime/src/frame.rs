@@ -94,8 +94,11 @@ pub(crate) struct FrameReader {
 /// What one [`FrameReader::fill`] saw.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Fill {
-    /// Bytes arrived.
+    /// Bytes arrived, as many as were asked for: more may be waiting.
     Data,
+    /// Bytes arrived, fewer than were asked for: the pipe held no more, so reading again now
+    /// would only return `WouldBlock` (a wasted system call; `poll` tells when more comes).
+    Drained,
     /// Nothing is available yet.
     WouldBlock,
     /// The writer closed its end.
@@ -126,8 +129,10 @@ impl FrameReader {
             }
             _ => 256 << 10,
         };
-        match sys::read_appending(fd, &mut self.buf, want.max(1)) {
+        let want = want.max(1);
+        match sys::read_appending(fd, &mut self.buf, want) {
             Ok(0) => Ok(Fill::Eof),
+            Ok(read) if read < want => Ok(Fill::Drained),
             Ok(_) => Ok(Fill::Data),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(Fill::WouldBlock),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(Fill::Data),

@@ -188,7 +188,7 @@ pub(crate) fn serve(requests: &OwnedFd, results: OwnedFd, parent: Pid) -> ! {
                 }
                 Ok(Some(_)) | Err(_) => return EXIT_PROTOCOL,
                 Ok(None) => match reader.fill(requests.as_fd()) {
-                    Ok(Fill::Data | Fill::WouldBlock) => {}
+                    Ok(Fill::Data | Fill::Drained | Fill::WouldBlock) => {}
                     Ok(Fill::Eof) | Err(_) => return 0,
                 },
             }

@@ -558,6 +558,7 @@ fn deliver(jobs: &mut HashMap<JobId, Job>, id: JobId, index: usize, outcome: Out
 /// Reads what a worker has sent and delivers each whole outcome frame to its task. Fails when
 /// the bytes are not frames, or a frame comes that no task waits for.
 fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<(), String> {
+    let mut drained = false;
     loop {
         loop {
             let (tag, payload) = match slot.reader.frame() {
@@ -578,8 +579,15 @@ fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<(), String> {
             }
             slot.started = Instant::now();
         }
+        if drained {
+            return Ok(());
+        }
         match slot.reader.fill(slot.process.results.as_fd()) {
             Ok(Fill::Data) => {}
+            Ok(Fill::Drained) => {
+                // Deliver what came; `poll` says when more does.
+                drained = true;
+            }
             // EOF comes with the pidfd's news of the worker's end, which buries it.
             Ok(Fill::WouldBlock | Fill::Eof) => return Ok(()),
             Err(err) => return Err(err.to_string()),
