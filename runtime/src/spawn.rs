@@ -209,16 +209,17 @@ impl<T: Wire> JoinHandle<T> {
                     }
                 }
                 match self.reader.fill(self.pipe.as_fd()).map_err(ErrorKind::Io)? {
+                    // Once the process has ended, read on until the pipe is empty.
+                    Fill::Data | Fill::Drained if ended => {}
                     Fill::Data => {}
                     Fill::Eof => return Ok(false),
                     // Look for a whole frame in what came, then wait for more.
-                    Fill::Drained if !ended => {
+                    Fill::Drained => {
                         if matches!(self.reader.frame(), Ok(Some(_)) | Err(_)) {
                             continue;
                         }
                         break;
                     }
-                    Fill::Drained => {}
                     // Once the process has ended, all it wrote is in the pipe: a missing frame
                     // will not come, even if a copy of the pipe's write end, inherited by a
                     // sibling forked at the same moment, keeps EOF away.
