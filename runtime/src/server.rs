@@ -136,15 +136,7 @@ fn request(control: &Mutex<OwnedFd>) -> io::Result<ServedWorker> {
     }
     drop((request_read, result_write, worker_status));
     let mut status = File::from(status);
-    let mut record = [0; 5];
-    status
-        .read_exact(&mut record)
-        .map_err(|err| match err.kind() {
-            io::ErrorKind::UnexpectedEof => io::Error::other("the fork server is gone"),
-            _ => err,
-        })?;
-    let [tag, value @ ..] = record;
-    let value = i32::from_le_bytes(value);
+    let (tag, value) = read_record(&mut status)?;
     match tag {
         SPAWNED => {}
         FORK_FAILED => return Err(io::Error::from_raw_os_error(value)),
@@ -160,6 +152,16 @@ fn request(control: &Mutex<OwnedFd>) -> io::Result<ServedWorker> {
 
 /// Reads the exit record the server writes once it has reaped the worker.
 pub(crate) fn read_exit(status: &mut File) -> io::Result<Exit> {
+    let (tag, value) = read_record(status)?;
+    match tag {
+        EXIT_CODE => Ok(Exit::Code(value)),
+        EXIT_SIGNAL => Ok(Exit::Signal(value)),
+        _ => Err(io::Error::other("bad exit record from the fork server")),
+    }
+}
+
+/// Reads one record from a status pipe, waiting for it.
+fn read_record(status: &mut File) -> io::Result<(u8, i32)> {
     let mut record = [0; 5];
     status
         .read_exact(&mut record)
@@ -168,12 +170,7 @@ pub(crate) fn read_exit(status: &mut File) -> io::Result<Exit> {
             _ => err,
         })?;
     let [tag, value @ ..] = record;
-    let value = i32::from_le_bytes(value);
-    match tag {
-        EXIT_CODE => Ok(Exit::Code(value)),
-        EXIT_SIGNAL => Ok(Exit::Signal(value)),
-        _ => Err(io::Error::other("bad exit record from the fork server")),
-    }
+    Ok((tag, i32::from_le_bytes(value)))
 }
 
 /// A worker the server forked and has not yet reaped.
