@@ -43,6 +43,10 @@
 //! must nonetheless be [`Wire`] (`Serialize + DeserializeOwned + Send + 'static`), so that the
 //! same function can also run in workers that were forked before the call.
 //!
+//! Serde hands a `Vec<u8>` to the codec one byte at a time. For large byte payloads, use
+//! `serde_bytes::ByteBuf` or `#[serde(with = "serde_bytes")]`, which the codec copies in bulk:
+//! about six times faster.
+//!
 //! # Pools
 //!
 //! A [`Pool`] keeps worker processes for task after task, with the interface of Python's
