@@ -76,6 +76,41 @@
 //! ([`PoolBuilder::task_timeout`]) or a deadline ([`Pool::set_deadline`]) kills a stuck worker
 //! the same way. Each task yields exactly one outcome.
 //!
+//! # Async (the `tokio` feature)
+//!
+//! With the `tokio` feature, a [`JoinHandle`] can be `.await`ed: the task waits on tokio's
+//! reactor for the worker's result, and no thread blocks. Dropping the future kills the worker,
+//! as dropping the handle does, so `tokio::time::timeout(limit, handle)` is the async
+//! `join_timeout`. A pool call is awaited with `Pool::unblock`, which runs it on tokio's
+//! blocking threads while the pool's workers do the work.
+//!
+//! ```
+//! use lambda_parallel::{lambda_parallel, Pool};
+//! use std::sync::Arc;
+//!
+//! #[lambda_parallel]
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! # #[cfg(feature = "tokio")]
+//! async fn handler(pool: Arc<Pool>) -> Result<u64, lambda_parallel::Error> {
+//!     let one = square::spawn(3)?.await?;
+//!     let many = pool.unblock(|pool| pool.map(square, 1..=3)).await?;
+//!     Ok(one + many.iter().sum::<u64>())
+//! }
+//!
+//! # #[cfg(feature = "tokio")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! let pool = Arc::new(Pool::new(2)?);
+//! assert_eq!(runtime.block_on(handler(pool))?, 9 + 14);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Errors and panics
 //!
 //! A function that returns `Result<T, E>` hands back its own `Err(E)`, typed, as the `Ok` value
@@ -122,12 +157,16 @@
 //! Without `init`, workers are forked straight from the calling process. That is safe while it
 //! has one thread. With several threads, the runtime's own code in the child still takes no
 //! lock, so workers that only compute on their arguments are unaffected, but the first such fork
-//! prints a warning naming `init` (`LAMBDA_PARALLEL_NO_THREAD_WARNING=1` silences it). Such
-//! workers also die when the thread that spawned them exits (`PR_SET_PDEATHSIG`): join them
-//! before it ends. Output the caller had buffered on stdout is flushed before each fork, so no
+//! prints a warning naming `init` (`LAMBDA_PARALLEL_NO_THREAD_WARNING=1` silences it). A
+//! one-off worker spawned that way also dies when the thread that spawned it ends (the kernel's
+//! parent-death signal, `PR_SET_PDEATHSIG`, follows threads): join it before that thread ends.
+//! Pool workers are not affected: off the main thread they do without the signal and end when
+//! their pool, or the program, is gone. Output the caller had buffered on stdout is flushed before each fork, so no
 //! worker prints it again; a worker's own output that does not end in a newline may be lost when
 //! the worker exits.
 
+#[cfg(feature = "tokio")]
+mod asynch;
 mod child;
 mod codec;
 mod error;
@@ -142,6 +181,8 @@ mod task;
 mod wire;
 mod worker;
 
+#[cfg(feature = "tokio")]
+pub use crate::asynch::JoinFuture;
 pub use crate::error::{Error, PanicLocation};
 pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};
 pub use crate::server::init;

@@ -62,6 +62,17 @@ impl Child {
         sys::pidfd_kill(self.pidfd.as_fd())
     }
 
+    /// A descriptor that is readable once [`reap`](Child::reap) will not block: the status pipe
+    /// of a worker the fork server reaps (its exit record has come), else the pidfd (the process
+    /// has ended). Only an async waiter uses it.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn exit_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.status {
+            Some(status) => status.as_fd(),
+            None => self.pidfd.as_fd(),
+        }
+    }
+
     /// Reaps the process, waiting for it to end.
     pub(crate) fn reap(&mut self) -> io::Result<Exit> {
         if let Some(exit) = self.exit {
@@ -122,7 +133,7 @@ impl PoolProcess {
         sys::set_nonblocking(result_read.as_fd())?;
         sys::grow_pipe(result_write.as_fd());
         sys::grow_pipe(request_write.as_fd());
-        let parent = sys::getpid();
+        let die_with = sys::is_main_thread().then(sys::getpid);
         crate::spawn::flush_stdout();
         // SAFETY: the child runs `serve`, which ends in `_exit` and never returns here. Until a
         // batch calls the user's function it takes no lock and touches no state shared with
@@ -135,7 +146,7 @@ impl PoolProcess {
                     sys::close_raw(*fd);
                 }
                 drop((request_write, result_read));
-                serve(&request_read, result_write, parent)
+                serve(&request_read, result_write, die_with)
             }
             Fork::Parent(pid) => {
                 drop((request_read, result_write));
@@ -160,9 +171,15 @@ impl PoolProcess {
 
 /// The loop of a pool worker: run each batch as it arrives, until the parent goes away. After a
 /// [`Tag::Once`] batch, the worker exits.
-pub(crate) fn serve(requests: &OwnedFd, results: OwnedFd, parent: Pid) -> ! {
+///
+/// `parent` is the process to die with, through the kernel's parent-death signal. That signal
+/// comes when the *thread* that forked the worker ends, so it is asked for only where that thread
+/// lives as long as its process: the fork server's, or the main thread of a program. Otherwise
+/// (`None`) the worker ends when its request pipe reaches end-of-file, which happens when the
+/// pool drops it or its process dies.
+pub(crate) fn serve(requests: &OwnedFd, results: OwnedFd, parent: Option<Pid>) -> ! {
     let code = panic::catch_unwind(AssertUnwindSafe(|| {
-        if !sys::die_with_parent(parent) {
+        if parent.is_some_and(|parent| !sys::die_with_parent(parent)) {
             return 0;
         }
         let mut out = std::fs::File::from(results);

@@ -261,7 +261,7 @@ fn accept(control: &OwnedFd, workers: &mut Vec<Served>) -> bool {
             }
             std::mem::forget(status);
             std::mem::forget(std::mem::take(workers));
-            process::serve(&requests, results, server)
+            process::serve(&requests, results, Some(server))
         }
         Ok(Fork::Parent(pid)) => {
             drop((requests, results));

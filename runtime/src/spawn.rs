@@ -100,9 +100,11 @@ pub(crate) fn flush_stdout() {
 ///
 /// Dropping the handle kills the worker (`SIGKILL`) and reaps it: a worker never outlives its
 /// handle, and no zombie is left behind.
+///
+/// With the `tokio` feature, `handle.await` joins without blocking a thread (`JoinFuture`).
 pub struct JoinHandle<T> {
-    child: Child,
-    pipe: OwnedFd,
+    pub(crate) child: Child,
+    pub(crate) pipe: OwnedFd,
     reader: FrameReader,
     worker: &'static str,
     _output: PhantomData<fn() -> T>,
@@ -171,7 +173,7 @@ impl<T: Wire> JoinHandle<T> {
             .is_ok_and(|ready| ready.first)
     }
 
-    fn error(&self, kind: ErrorKind) -> Error {
+    pub(crate) fn error(&self, kind: ErrorKind) -> Error {
         Error::new(self.worker, kind)
     }
 
@@ -187,6 +189,12 @@ impl<T: Wire> JoinHandle<T> {
             .child
             .reap()
             .map_err(|err| self.error(ErrorKind::Io(err)))?;
+        self.finish(received, exit)
+    }
+
+    /// The result of a join, once [`receive`](JoinHandle::receive) (or the async path) has
+    /// `received` and the worker has been reaped with `exit`.
+    pub(crate) fn finish(&self, received: Result<bool, ErrorKind>, exit: Exit) -> Result<T, Error> {
         match received {
             Ok(true) => self.outcome().map_err(|kind| self.error(kind)),
             Ok(false) => Err(self.error(self.missing_outcome(exit))),
@@ -199,33 +207,8 @@ impl<T: Wire> JoinHandle<T> {
     fn receive(&mut self, deadline: Option<(Instant, Duration)>) -> Result<bool, ErrorKind> {
         let mut ended = false;
         loop {
-            loop {
-                match self.reader.frame() {
-                    Ok(Some(_)) => return Ok(true),
-                    Ok(None) => {}
-                    Err(err) => {
-                        let _ = self.child.kill();
-                        return Err(ErrorKind::Frame(err.to_string()));
-                    }
-                }
-                match self.reader.fill(self.pipe.as_fd()).map_err(ErrorKind::Io)? {
-                    // Once the process has ended, read on until the pipe is empty.
-                    Fill::Data | Fill::Drained if ended => {}
-                    Fill::Data => {}
-                    Fill::Eof => return Ok(false),
-                    // Look for a whole frame in what came, then wait for more.
-                    Fill::Drained => {
-                        if matches!(self.reader.frame(), Ok(Some(_)) | Err(_)) {
-                            continue;
-                        }
-                        break;
-                    }
-                    // Once the process has ended, all it wrote is in the pipe: a missing frame
-                    // will not come, even if a copy of the pipe's write end, inherited by a
-                    // sibling forked at the same moment, keeps EOF away.
-                    Fill::WouldBlock if ended => return Ok(false),
-                    Fill::WouldBlock => break,
-                }
+            if let Some(received) = self.receive_step(ended)? {
+                return Ok(received);
             }
             let remaining = match deadline {
                 None => None,
@@ -237,6 +220,40 @@ impl<T: Wire> JoinHandle<T> {
             let ready = sys::poll(self.pipe.as_fd(), self.child.pidfd.as_fd(), remaining)
                 .map_err(ErrorKind::Io)?;
             ended |= ready.second;
+        }
+    }
+
+    /// Reads what the pipe holds now, without blocking: `Some(true)` once a whole frame has
+    /// arrived, `Some(false)` if the worker has `ended` without one, `None` when the pipe is
+    /// empty and the caller must wait until it is readable or the pidfd says the worker ended.
+    pub(crate) fn receive_step(&mut self, ended: bool) -> Result<Option<bool>, ErrorKind> {
+        loop {
+            match self.reader.frame() {
+                Ok(Some(_)) => return Ok(Some(true)),
+                Ok(None) => {}
+                Err(err) => {
+                    let _ = self.child.kill();
+                    return Err(ErrorKind::Frame(err.to_string()));
+                }
+            }
+            match self.reader.fill(self.pipe.as_fd()).map_err(ErrorKind::Io)? {
+                // Once the process has ended, read on until the pipe is empty.
+                Fill::Data | Fill::Drained if ended => {}
+                Fill::Data => {}
+                Fill::Eof => return Ok(Some(false)),
+                // Look for a whole frame in what came, then wait for more.
+                Fill::Drained => {
+                    if matches!(self.reader.frame(), Ok(Some(_)) | Err(_)) {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                // Once the process has ended, all it wrote is in the pipe: a missing frame
+                // will not come, even if a copy of the pipe's write end, inherited by a
+                // sibling forked at the same moment, keeps EOF away.
+                Fill::WouldBlock if ended => return Ok(Some(false)),
+                Fill::WouldBlock => return Ok(None),
+            }
         }
     }
 

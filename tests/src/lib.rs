@@ -5,6 +5,9 @@
 //! each.
 
 use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The file descriptors this process has open, by number.
 ///
@@ -50,4 +53,86 @@ pub fn children() -> Vec<u32> {
         .collect();
     children.sort_unstable();
     children
+}
+
+/// A directory of its own under [`std::env::temp_dir`], removed with its contents when dropped.
+///
+/// Pool tasks run in other processes: they report what they did (started, finished, their pid)
+/// by creating files here, which the test then reads. The directory honours `TMPDIR`, as the
+/// Lambda sandbox of the CI run needs, and its name holds the test process's pid, so that runs
+/// side by side never share one.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates a fresh, empty directory whose name starts with `label`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the directory cannot be created.
+    #[must_use]
+    pub fn new(label: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("lambda-parallel-{label}-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        fs::create_dir(&path).expect("the temporary directory is writable");
+        TempDir { path }
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The names of the files in the directory, sorted.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the directory cannot be read.
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.path)
+            .expect("the temporary directory is readable")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Creates the empty file `name` in `dir`: a marker that something happened, visible to every
+/// process.
+///
+/// # Panics
+///
+/// Panics if the file cannot be created.
+pub fn mark(dir: &Path, name: &str) {
+    fs::write(dir.join(name), b"").expect("the marker can be created");
+}
+
+/// Waits until the file `name` exists in `dir`, for at most `limit`; whether it does.
+///
+/// For a task that must wait for another process to reach a point (a barrier between workers):
+/// the limit only bounds how long a broken pool makes a test take before it fails.
+#[must_use]
+pub fn wait_for(dir: &Path, name: &str, limit: Duration) -> bool {
+    let path = dir.join(name);
+    let give_up = Instant::now() + limit;
+    while !path.exists() {
+        if Instant::now() >= give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }

@@ -54,7 +54,7 @@ fn main() {
         eprintln!("fork_server: hung for 300 s");
         std::process::exit(2);
     });
-    let checks: [Check; 5] = [
+    let checks: [Check; 6] = [
         ("init twice is fine", init_twice),
         (
             "workers are not children of the caller",
@@ -65,6 +65,7 @@ fn main() {
             failures_are_reported,
         ),
         ("1,000 tasks under a busy tokio runtime", busy_tokio_runtime),
+        ("awaited workers are served too", awaited_workers),
         ("nothing leaks", nothing_leaks),
     ];
     let outcomes = std::iter::once(("init is refused off the main thread", refused))
@@ -192,6 +193,41 @@ fn busy_tokio_runtime() -> Result<(), String> {
     }
     expect(printed.load(Ordering::Relaxed) > 0, "the hammers ran")?;
     result
+}
+
+/// `.await` waits for a served worker's exit record on the reactor, where `join` reads it.
+fn awaited_workers() -> Result<(), String> {
+    let fds = lambda_parallel_tests::open_fds();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    runtime.block_on(async {
+        let spawn = |how| fails::spawn(how).map_err(|err| err.to_string());
+        let value = checksum::spawn(5, 100)
+            .map_err(|err| err.to_string())?
+            .await
+            .map_err(|err| err.to_string())?;
+        expect(value == expected(5, 100), "wrong checksum")?;
+        let err = spawn(0)?.await.expect_err("a panic");
+        expect(
+            err.panic_message() == Some("failed on purpose"),
+            err.to_string(),
+        )?;
+        let err = spawn(1)?.await.expect_err("an abort");
+        expect(err.signal_name() == Some("SIGABRT"), err.to_string())?;
+        let stuck = tokio::time::timeout(Duration::from_millis(50), spawn(2)?).await;
+        expect(
+            stuck.is_err(),
+            format!("the stuck worker returned: {stuck:?}"),
+        )
+    })?;
+    drop(runtime);
+    expect(
+        lambda_parallel_tests::open_fds() == fds,
+        "descriptors leaked",
+    )
 }
 
 fn nothing_leaks() -> Result<(), String> {

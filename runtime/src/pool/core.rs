@@ -308,6 +308,8 @@ impl Core {
         self.wait(until);
         self.expire();
         self.retire();
+        // Replace at once the workers that just ended, so that the pool is whole between calls.
+        self.replenish();
     }
 
     /// With no workers, runs every queued batch here, in the caller's thread.
@@ -350,6 +352,13 @@ impl Core {
 
     /// Hands queued batches to workers with room, as far as recycling allows.
     fn dispatch(&mut self) {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            // Past the deadline, queued tasks fail (in `expire`) rather than start to be killed.
+            return;
+        }
         let limit = self.settings.max_tasks_per_worker;
         // Each worker gets one batch before any gets a second: a call with as many tasks as
         // there are workers runs them all at once, not two after one another on one worker.

@@ -407,17 +407,27 @@ impl Pool {
     {
         let name = name::<F>();
         let mut core = self.lock();
+        if core.is_closed() {
+            drop(core);
+            let closed = || Error::new(name, ErrorKind::Closed);
+            if fail_fast {
+                return vec![Err(closed())];
+            }
+            // One outcome per input, as `map_each` promises.
+            return (0..inputs.count())
+                .map(|index| Err(closed().with_task(index)))
+                .collect();
+        }
         let job = core.new_job(false);
         let chunk = self.chunk_for(core.settings().workers, inputs.size_hint());
         let mut feed = Feed::new(job, task::entry::<F, Args, R>(), chunk, inputs);
-        if core.is_closed() {
-            core.cancel(job, false);
-            return vec![Err(Error::new(name, ErrorKind::Closed))];
-        }
         let mut results: Vec<Option<Result<R, Error>>> = Vec::new();
         let mut first_failure: Option<usize> = None;
         loop {
-            while first_failure.is_none() && core.wants_more() && feed.feed(&mut core) {}
+            while (!fail_fast || first_failure.is_none())
+                && core.wants_more()
+                && feed.feed(&mut core)
+            {}
             while let Some((index, outcome)) = core.take_any(job) {
                 let result = decode(name, index, outcome);
                 if result.is_err() && first_failure.is_none_or(|first| index < first) {
@@ -473,6 +483,8 @@ impl Pool {
             let kind = ErrorKind::EncodeArgs(feed.encode_message.unwrap_or_default());
             return Err(Error::new(name, kind).with_task(index));
         }
+        // Hand the tasks to idle workers now, so that they run while the caller goes on.
+        core.drive(Some(Instant::now()));
         let len = feed.next;
         drop(core);
         Ok(MapResult {
@@ -608,6 +620,7 @@ impl<R: Wire> MapResult<'_, R> {
     /// Moves the pool's work along until every task is done or `until` passes; true if done.
     fn drive(&mut self, until: Option<Instant>) -> bool {
         let mut core = self.pool.lock();
+        let mut driven = false;
         loop {
             while let Some((index, outcome)) = core.take_any(self.job) {
                 if self.results.len() <= index {
@@ -618,10 +631,12 @@ impl<R: Wire> MapResult<'_, R> {
             if core.outstanding(self.job) == 0 {
                 return true;
             }
-            if until.is_some_and(|until| Instant::now() >= until) {
+            // Drive at least once, so that `ready` (whose `until` is now) moves the work along.
+            if driven && until.is_some_and(|until| Instant::now() >= until) {
                 return false;
             }
             core.drive(until);
+            driven = true;
         }
     }
 

@@ -1,0 +1,287 @@
+//! Awaiting workers from tokio (the `tokio` feature): `handle.await` runs a [`JoinFuture`], which
+//! waits on the reactor, not on a thread; [`Pool::unblock`] runs a pool call on tokio's blocking
+//! threads.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::error::ErrorKind;
+use crate::sys::Exit;
+use crate::{Error, JoinHandle, Pool, Wire};
+
+/// A descriptor that a [`JoinHandle`] owns, lent to tokio's reactor to watch. It never closes
+/// the descriptor: the handle does, after the watch has ended.
+#[derive(Debug)]
+struct Lent(RawFd);
+
+impl AsRawFd for Lent {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Registers `fd` with the reactor, unless `slot` holds its registration already.
+///
+/// # Safety
+///
+/// `fd` must stay open, and refer to the same file, until the registration in `slot` is
+/// dropped.
+unsafe fn watch<'a>(
+    slot: &'a mut Option<AsyncFd<Lent>>,
+    fd: BorrowedFd<'_>,
+) -> io::Result<&'a AsyncFd<Lent>> {
+    let watched = match slot.take() {
+        Some(watched) => watched,
+        // SAFETY: the caller keeps `fd` open and unchanged while the registration lives.
+        None => unsafe {
+            AsyncFd::register_with_interest(Lent(fd.as_raw_fd()), Interest::READABLE)?
+        },
+    };
+    Ok(slot.insert(watched))
+}
+
+/// The future of `handle.await`, from a [`JoinHandle`] (available with the `tokio` feature).
+///
+/// It resolves to what [`JoinHandle::join`] would return, without blocking a thread: tokio's
+/// reactor tells it when the worker's result pipe has bytes and when the worker has ended.
+///
+/// ```
+/// use lambda_parallel::lambda_parallel;
+///
+/// #[lambda_parallel]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// # #[cfg(feature = "tokio")]
+/// async fn handler() -> Result<u64, lambda_parallel::Error> {
+///     let a = square::spawn(3)?;
+///     let b = square::spawn(4)?;
+///     Ok(a.await? + b.await?)
+/// }
+///
+/// # #[cfg(feature = "tokio")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// assert_eq!(runtime.block_on(handler())?, 25);
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "tokio"))]
+/// # fn main() {}
+/// ```
+///
+/// # Dropping and timeouts
+///
+/// Dropping the future kills the worker and reaps it, as dropping the handle does. So
+/// `tokio::time::timeout(limit, handle)` is the async [`JoinHandle::join_timeout`]: when the time
+/// is up, the worker is killed. Only that reaping blocks the dropping thread, until the kernel
+/// has torn the killed process down (and, with the fork server, the server has reported it):
+/// the kernel's work, not the worker's, so it is short. A future that completed has reaped its
+/// worker already, having waited on the reactor for that too.
+///
+/// # Panics
+///
+/// Polling panics outside a tokio runtime with IO enabled (`enable_io`, or `enable_all`), as
+/// tokio's own IO types do.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct JoinFuture<T> {
+    // The registrations come before `handle`, so they drop first: each is taken off the reactor
+    // while the handle still holds its descriptor open.
+    pipe: Option<AsyncFd<Lent>>,
+    pidfd: Option<AsyncFd<Lent>>,
+    /// The status pipe of a worker the fork server reaps (see `Child::exit_fd`).
+    status: Option<AsyncFd<Lent>>,
+    /// The pidfd has been readable: the worker has ended.
+    ended: bool,
+    /// What receiving gave, once it is over; then the future waits to reap the worker.
+    received: Option<Result<bool, ErrorKind>>,
+    handle: JoinHandle<T>,
+}
+
+impl<T> fmt::Debug for JoinFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinFuture")
+            .field("handle", &self.handle)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `my_fn::spawn(x)?.await`: waits for the worker without blocking a thread. Available with
+/// the `tokio` feature; see [`JoinFuture`].
+impl<T: Wire> IntoFuture for JoinHandle<T> {
+    type Output = Result<T, Error>;
+    type IntoFuture = JoinFuture<T>;
+
+    fn into_future(self) -> JoinFuture<T> {
+        JoinFuture {
+            pipe: None,
+            pidfd: None,
+            status: None,
+            ended: false,
+            received: None,
+            handle: self,
+        }
+    }
+}
+
+impl<T: Wire> Future for JoinFuture<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let received = match this.received.take() {
+            Some(received) => received,
+            None => ready!(this.poll_receive(cx)),
+        };
+        match this.poll_reap(cx) {
+            Poll::Ready(Ok(exit)) => Poll::Ready(this.handle.finish(received, exit)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(this.handle.error(ErrorKind::Io(err)))),
+            Poll::Pending => {
+                this.received = Some(received);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: Wire> JoinFuture<T> {
+    /// [`JoinHandle::receive`], with the reactor in place of `poll`.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, ErrorKind>> {
+        let JoinFuture {
+            pipe,
+            pidfd,
+            ended,
+            handle,
+            ..
+        } = self;
+        // SAFETY: the descriptor is the handle's, which this future owns; it drops the
+        // registrations before the handle (field order), and the handle never replaces it.
+        let pipe = unsafe { watch(pipe, handle.pipe.as_fd()) }.map_err(ErrorKind::Io)?;
+        // SAFETY: as for the pipe.
+        let pidfd = unsafe { watch(pidfd, handle.child.pidfd.as_fd()) }.map_err(ErrorKind::Io)?;
+        loop {
+            // Readiness is taken before the read, so that clearing it after a read that found
+            // the pipe empty cannot lose the news of bytes that came after that read.
+            let readable = match pipe.poll_read_ready(cx) {
+                Poll::Ready(guard) => Some(guard.map_err(ErrorKind::Io)?),
+                Poll::Pending => None,
+            };
+            // An ended process stays ended: this readiness is never cleared.
+            if !*ended && pidfd.poll_read_ready(cx).is_ready() {
+                *ended = true;
+            }
+            if let Some(received) = handle.receive_step(*ended)? {
+                return Poll::Ready(Ok(received));
+            }
+            match readable {
+                Some(mut guard) => guard.clear_ready(),
+                // Both descriptors were pending, so the task is woken when either is readable.
+                None => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Waits, on the reactor, until reaping will not block, then reaps.
+    fn poll_reap(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Exit>> {
+        let JoinFuture {
+            pidfd,
+            status,
+            handle,
+            ..
+        } = self;
+        if let Some(exit) = handle.child.exit {
+            return Poll::Ready(Ok(exit));
+        }
+        let exit_fd = handle.child.exit_fd();
+        let slot = if exit_fd.as_raw_fd() == handle.child.pidfd.as_raw_fd() {
+            pidfd
+        } else {
+            status
+        };
+        // Readable once the process has ended (a pidfd) or its exit record has come (the fork
+        // server's status pipe); it stays so until the reap, so the readiness is not cleared.
+        // SAFETY: as in `poll_receive`: the handle's descriptor outlives the registration.
+        let watched = unsafe { watch(slot, exit_fd) }?;
+        let _readable = ready!(watched.poll_read_ready(cx))?;
+        Poll::Ready(handle.child.reap())
+    }
+}
+
+impl Pool {
+    /// Runs `f` with this pool on tokio's blocking threads and returns what it returns: the
+    /// awaitable form of any pool call (available with the `tokio` feature).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lambda_parallel::{Error, Pool};
+    ///
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # #[cfg(feature = "tokio")]
+    /// async fn handler(pool: Arc<Pool>, inputs: Vec<u64>) -> Vec<Result<u64, Error>> {
+    ///     pool.unblock(move |pool| pool.map_each(square, inputs)).await
+    /// }
+    ///
+    /// # #[cfg(feature = "tokio")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let pool = Arc::new(Pool::new(2)?);
+    /// let outcomes = runtime.block_on(handler(pool, vec![1, 2, 3]));
+    /// assert_eq!(outcomes.into_iter().collect::<Result<Vec<_>, _>>()?, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "tokio"))]
+    /// # fn main() {}
+    /// ```
+    ///
+    /// The pool's worker processes do the work; the blocking thread only waits for them (and
+    /// encodes and decodes), so the runtime's own threads stay free. The pool serves calls one
+    /// at a time, as always: concurrent `unblock` calls each hold a blocking thread while they
+    /// wait their turn. With [`Pool::new(0)`](Pool::new), tasks run on the blocking thread.
+    ///
+    /// The name is that of the `blocking` crate's function that does the same. The pool's
+    /// `_async` methods ([`Pool::map_async`]) keep Python's meaning, submit now and get later;
+    /// and in this crate `spawn` forks a worker, hence not `spawn_blocking`.
+    ///
+    /// `f` and its result move between threads, so they must be `Send + 'static`: move the
+    /// inputs into it. The future owns a clone of the `Arc`, so it can be `tokio::spawn`ed.
+    ///
+    /// # Cancellation
+    ///
+    /// A blocking call cannot be interrupted: dropping the future (on a `tokio::time::timeout`,
+    /// say) lets the call run to its end, and its result is dropped. To bound the work itself,
+    /// give the pool a [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout), or call
+    /// [`Pool::set_deadline`] (inside `f`, or before).
+    ///
+    /// # Panics
+    ///
+    /// A panic in `f` resumes in the task that awaits. Polling panics outside a tokio runtime,
+    /// and if the runtime shuts down before `f` has run (the blocking task is then cancelled).
+    pub fn unblock<F, R>(self: &Arc<Self>, f: F) -> impl Future<Output = R> + Send + 'static
+    where
+        F: FnOnce(&Pool) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        async move {
+            match tokio::task::spawn_blocking(move || f(&pool)).await {
+                Ok(value) => value,
+                Err(err) => match err.try_into_panic() {
+                    Ok(payload) => std::panic::resume_unwind(payload),
+                    Err(err) => panic!("the pool call did not run: {err}"),
+                },
+            }
+        }
+    }
+}
