@@ -63,6 +63,34 @@ impl Row {
         let (_, baseline) = self.baseline.as_ref()?;
         Some(self.ours.median() / baseline.median())
     }
+
+    /// The row's cells, in the order of the table's columns.
+    fn cells(&self) -> [String; 10] {
+        let (name, figure, spread) = match &self.baseline {
+            Some((name, figure)) => ((*name).to_owned(), number(figure.median()), figure.spread()),
+            None => ("—".to_owned(), String::new(), String::new()),
+        };
+        let ratio = self
+            .ratio()
+            .map_or_else(String::new, |ratio| format!("{}×", number(ratio)));
+        let met = match self.met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "",
+        };
+        [
+            self.id.to_owned(),
+            self.measured.clone(),
+            number(self.ours.median()),
+            self.ours.spread(),
+            name,
+            figure,
+            spread,
+            ratio,
+            self.target.to_owned(),
+            met.to_owned(),
+        ]
+    }
 }
 
 /// Prints the rows as one aligned table, in the order given.
@@ -81,32 +109,7 @@ pub(crate) fn print_table(rows: &[Row]) {
     ]
     .map(str::to_owned);
     let mut lines = vec![header];
-    for row in rows {
-        let (name, figure, spread) = match &row.baseline {
-            Some((name, figure)) => ((*name).to_owned(), number(figure.median()), figure.spread()),
-            None => ("—".to_owned(), String::new(), String::new()),
-        };
-        let ratio = row
-            .ratio()
-            .map_or_else(String::new, |ratio| format!("{}×", number(ratio)));
-        let met = match row.met {
-            Some(true) => "met",
-            Some(false) => "NOT MET",
-            None => "",
-        };
-        lines.push([
-            row.id.to_owned(),
-            row.measured.clone(),
-            number(row.ours.median()),
-            row.ours.spread(),
-            name,
-            figure,
-            spread,
-            ratio,
-            row.target.to_owned(),
-            met.to_owned(),
-        ]);
-    }
+    lines.extend(rows.iter().map(Row::cells));
     let mut widths = [0; 10];
     for line in &lines {
         for (width, cell) in widths.iter_mut().zip(line) {

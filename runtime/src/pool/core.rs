@@ -1,6 +1,6 @@
 //! The untyped engine of a pool: worker processes, the queue of batches, and the loop that moves
 //! bytes between them. It knows tasks only as encoded arguments and outcome frames; the typed
-//! layer in `pool/mod.rs` encodes and decodes.
+//! layer in `pool/call.rs` encodes and decodes.
 //!
 //! There is no background thread: whoever waits for an outcome drives the engine (`drive`), so
 //! the process gains no thread of ours, and every fork happens on a thread of the caller's.
@@ -10,100 +10,16 @@ use std::io;
 use std::os::fd::{AsFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::job::{deliver, Batch, Job, JobId, Outcome};
+use super::slot::{crash, read, stuck, write, Slot};
 use crate::error::ErrorKind;
-use crate::frame::{self, Fill, FrameReader, Tag};
-use crate::outcome;
+use crate::frame::{self, FrameReader, Tag};
 use crate::process::PoolProcess;
 use crate::sys::{self, Interest};
-use crate::task::{self, Entry};
 
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
 /// the parent between two batches.
 const BATCHES_PER_WORKER: usize = 2;
-
-pub(crate) type JobId = u64;
-
-/// What became of one task.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// The worker's outcome frame: a value, a panic, a codec failure.
-    Frame(Tag, Vec<u8>),
-    /// No frame: the worker crashed or timed out while running the task, or the task was never
-    /// run.
-    Failed(ErrorKind),
-}
-
-/// Consecutive tasks of one job that go to one worker together.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    pub(crate) job: JobId,
-    /// The index of the first task within its job.
-    pub(crate) first: usize,
-    pub(crate) count: usize,
-    pub(crate) entry: Entry,
-    /// Each task's arguments, as `task::append_args` wrote them.
-    pub(crate) args: Vec<u8>,
-}
-
-impl Batch {
-    /// Splits off the tasks from the `skip`-th on, as a batch of their own.
-    fn split_off(&mut self, skip: usize) -> Option<Batch> {
-        if skip >= self.count {
-            return None;
-        }
-        let mut rest: &[u8] = &self.args;
-        for _ in 0..skip {
-            rest = task::split_args(rest).map_or(&[][..], |(_, rest)| rest);
-        }
-        let tail = Batch {
-            job: self.job,
-            first: self.first + skip,
-            count: self.count - skip,
-            entry: self.entry,
-            args: rest.to_vec(),
-        };
-        self.args.truncate(self.args.len() - rest.len());
-        self.count = skip;
-        Some(tail)
-    }
-}
-
-/// The results of one call (`map`, `apply_async`, `imap`, …), kept until its caller takes them.
-#[derive(Debug)]
-struct Job {
-    /// Outcomes by task index, from `base` on; `None` while a task is outstanding.
-    outcomes: VecDeque<Option<Outcome>>,
-    base: usize,
-    /// For unordered jobs, outcomes in the order they arrived.
-    arrived: VecDeque<(usize, Outcome)>,
-    ordered: bool,
-    /// Tasks submitted whose outcome has not arrived.
-    outstanding: usize,
-}
-
-/// One live worker process and what it is doing.
-#[derive(Debug)]
-struct Slot {
-    process: PoolProcess,
-    reader: FrameReader,
-    /// Request bytes not yet written to the worker's pipe, from `written` on.
-    out: Vec<u8>,
-    written: usize,
-    /// Batches sent to this worker, oldest first; outcomes arrive in this order.
-    batches: VecDeque<Batch>,
-    /// Outcomes received for the oldest batch.
-    done: usize,
-    /// When the task the worker runs now started (roughly: when the outcome before it arrived).
-    started: Instant,
-    /// Tasks given to this worker over its life, for recycling.
-    assigned: usize,
-}
-
-impl Slot {
-    fn idle(&self) -> bool {
-        self.batches.is_empty()
-    }
-}
 
 /// The settings a pool keeps for its life.
 #[derive(Clone, Debug, Default)]
@@ -120,9 +36,9 @@ pub(crate) struct Core {
     /// A deadline for all work in the pool: tasks still running then are killed.
     deadline: Option<Instant>,
     slots: Vec<Slot>,
-    queue: VecDeque<Batch>,
-    jobs: HashMap<JobId, Job>,
-    next_job: JobId,
+    pub(super) queue: VecDeque<Batch>,
+    pub(super) jobs: HashMap<JobId, Job>,
+    pub(super) next_job: JobId,
     closed: bool,
     /// Scratch space for `poll`.
     ready: Vec<bool>,
@@ -188,86 +104,10 @@ impl Core {
         Ok(())
     }
 
-    pub(crate) fn new_job(&mut self, ordered: bool) -> JobId {
-        let id = self.next_job;
-        self.next_job += 1;
-        self.jobs.insert(
-            id,
-            Job {
-                outcomes: VecDeque::new(),
-                base: 0,
-                arrived: VecDeque::new(),
-                ordered,
-                outstanding: 0,
-            },
-        );
-        id
-    }
-
-    /// Queues a batch; its outcomes arrive as the pool is driven.
-    pub(crate) fn submit(&mut self, batch: Batch) {
-        if let Some(job) = self.jobs.get_mut(&batch.job) {
-            job.outstanding += batch.count;
-            if job.ordered {
-                let end = batch.first + batch.count - job.base;
-                if job.outcomes.len() < end {
-                    job.outcomes.resize_with(end, || None);
-                }
-            }
-            self.queue.push_back(batch);
-        }
-    }
-
-    /// Records a task's outcome as failed without running it.
-    pub(crate) fn fail(&mut self, job: JobId, index: usize, kind: ErrorKind) {
-        if let Some(job) = self.jobs.get_mut(&job) {
-            job.outstanding += 1;
-            if job.ordered && job.outcomes.len() <= index - job.base {
-                job.outcomes.resize_with(index - job.base + 1, || None);
-            }
-        }
-        deliver(&mut self.jobs, job, index, Outcome::Failed(kind));
-    }
-
     /// Whether a caller feeding tasks from an iterator should submit more before it waits: true
     /// while fewer batches are queued than the workers can take at once.
     pub(crate) fn wants_more(&self) -> bool {
         self.queue.len() < BATCHES_PER_WORKER * self.settings.workers.max(1)
-    }
-
-    pub(crate) fn outstanding(&self, job: JobId) -> usize {
-        self.jobs.get(&job).map_or(0, |job| job.outstanding)
-    }
-
-    /// The next outcome in task order, if it has arrived.
-    pub(crate) fn take_next(&mut self, job: JobId) -> Option<(usize, Outcome)> {
-        let job = self.jobs.get_mut(&job)?;
-        if !matches!(job.outcomes.front(), Some(Some(_))) {
-            return None;
-        }
-        let outcome = job.outcomes.pop_front().flatten()?;
-        job.base += 1;
-        Some((job.base - 1, outcome))
-    }
-
-    /// Any outcome that has arrived, for unordered jobs.
-    pub(crate) fn take_any(&mut self, job: JobId) -> Option<(usize, Outcome)> {
-        self.jobs.get_mut(&job)?.arrived.pop_front()
-    }
-
-    /// Drops a job's queued tasks (they will have no outcome), keeping the job for the outcomes
-    /// of its running tasks.
-    pub(crate) fn drop_queued(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        self.queue.retain(|batch| {
-            let keep = batch.job != id;
-            if !keep {
-                job.outstanding -= batch.count;
-            }
-            keep
-        });
     }
 
     /// Drives until no task is queued or running.
@@ -527,93 +367,4 @@ impl Core {
             let _ = slot.process.child.reap();
         }
     }
-}
-
-/// The worker a task ran on died: why, as the task's error.
-fn crash(slot: &mut Slot) -> ErrorKind {
-    match slot.process.child.reap() {
-        Ok(exit) => {
-            let partial = (!slot.reader.is_empty()).then(|| slot.reader.incomplete().to_string());
-            outcome::missing(exit, partial)
-        }
-        Err(err) => ErrorKind::Io(err),
-    }
-}
-
-/// Kills a worker (one that ran a task for too long, or is no longer wanted); `kind` is the
-/// error of the task it was running.
-fn stuck(slot: &mut Slot, kind: ErrorKind) -> ErrorKind {
-    let _ = slot.process.child.kill();
-    let _ = slot.process.child.reap();
-    kind
-}
-
-/// Records a task's outcome with its job, if the job still wants it.
-fn deliver(jobs: &mut HashMap<JobId, Job>, id: JobId, index: usize, outcome: Outcome) {
-    let Some(job) = jobs.get_mut(&id) else {
-        return;
-    };
-    job.outstanding -= 1;
-    if job.ordered {
-        let at = index.checked_sub(job.base);
-        if let Some(slot) = at.and_then(|at| job.outcomes.get_mut(at)) {
-            *slot = Some(outcome);
-        }
-    } else {
-        job.arrived.push_back((index, outcome));
-    }
-}
-
-/// Reads what a worker has sent and delivers each whole outcome frame to its task. Fails when
-/// the bytes are not frames, or a frame comes that no task waits for.
-fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<(), String> {
-    let mut drained = false;
-    loop {
-        loop {
-            let (tag, payload) = match slot.reader.frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(err) => return Err(err.to_string()),
-            };
-            let Some(batch) = slot.batches.front() else {
-                return Err("an outcome arrived for no task".into());
-            };
-            let (job, index, count) = (batch.job, batch.first + slot.done, batch.count);
-            deliver(jobs, job, index, Outcome::Frame(tag, payload.to_vec()));
-            slot.reader.consume();
-            slot.done += 1;
-            if slot.done == count {
-                slot.batches.pop_front();
-                slot.done = 0;
-            }
-            slot.started = Instant::now();
-        }
-        if drained {
-            return Ok(());
-        }
-        match slot.reader.fill(slot.process.results.as_fd()) {
-            Ok(Fill::Data) => {}
-            Ok(Fill::Drained) => {
-                // Deliver what came; `poll` says when more does.
-                drained = true;
-            }
-            // EOF comes with the pidfd's news of the worker's end, which buries it.
-            Ok(Fill::WouldBlock | Fill::Eof) => return Ok(()),
-            Err(err) => return Err(err.to_string()),
-        }
-    }
-}
-
-/// Writes what the pipe takes of a worker's pending requests, without blocking.
-fn write(slot: &mut Slot) {
-    while slot.written < slot.out.len() {
-        match sys::write_some(slot.process.requests.as_fd(), &slot.out[slot.written..]) {
-            Ok(n) => slot.written += n,
-            // Full (the worker is busy), or EPIPE (the worker is gone, which its pidfd is about
-            // to say): either way, later.
-            Err(_) => return,
-        }
-    }
-    slot.out.clear();
-    slot.written = 0;
 }
