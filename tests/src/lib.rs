@@ -136,3 +136,16 @@ pub fn wait_for(dir: &Path, name: &str, limit: Duration) -> bool {
     }
     true
 }
+
+/// `len` bytes in a pattern that a shifted, truncated or reordered copy would not match, for
+/// checking large values that crossed a pipe. Different seeds give different patterns.
+#[must_use]
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let [low, ..] = i.to_le_bytes();
+            let [high, ..] = (i >> 13).to_le_bytes();
+            low.wrapping_mul(31).wrapping_add(seed) ^ high
+        })
+        .collect()
+}

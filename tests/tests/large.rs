@@ -1,19 +1,9 @@
 //! Arguments and results far larger than a pipe's buffer cross without deadlock or corruption.
 
 use lambda_parallel::lambda_parallel;
+use lambda_parallel_tests::pattern;
 
 const LEN: usize = 64 << 20;
-
-/// A byte pattern that a shifted or truncated copy would not match.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| {
-            let [low, ..] = i.to_le_bytes();
-            let [high, ..] = (i >> 13).to_le_bytes();
-            low.wrapping_mul(31).wrapping_add(seed) ^ high
-        })
-        .collect()
-}
 
 #[lambda_parallel]
 fn reverse(mut bytes: Vec<u8>) -> Vec<u8> {

@@ -1,19 +1,9 @@
 //! Large arguments and results cross a pool's pipes, several at once, without deadlock.
 
 use lambda_parallel::{lambda_parallel, Pool};
+use lambda_parallel_tests::pattern;
 
 const LEN: usize = 8 << 20;
-
-/// A byte pattern that a shifted or truncated copy would not match.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| {
-            let [low, ..] = i.to_le_bytes();
-            let [high, ..] = (i >> 13).to_le_bytes();
-            low.wrapping_mul(31).wrapping_add(seed) ^ high
-        })
-        .collect()
-}
 
 #[lambda_parallel]
 fn reverse(mut bytes: Vec<u8>) -> Vec<u8> {
