@@ -25,6 +25,10 @@ use proc_macro::TokenStream;
 /// let local = hash_password("x".into(), 10); // a plain call, in this process
 /// let handle = hash_password::spawn("x".into(), 10)?; // runs in a forked child
 /// let remote: Result<String, HashError> = handle.join()?;
+///
+/// // On a pool of persistent workers, the function goes by name.
+/// let pool = lambda_parallel::Pool::new(4)?;
+/// let hashes = pool.starmap_each(hash_password, [("a".into(), 10), ("b".into(), 10)]);
 /// ```
 ///
 /// # Accepted forms
