@@ -43,9 +43,8 @@
 //! must nonetheless be [`Wire`] (`Serialize + DeserializeOwned + Send + 'static`), so that the
 //! same function can also run in workers that were forked before the call.
 //!
-//! Serde hands a `Vec<u8>` to the codec one byte at a time. For large byte payloads, use
-//! `serde_bytes::ByteBuf` or `#[serde(with = "serde_bytes")]`, which the codec copies in bulk:
-//! about six times faster.
+//! Byte vectors (`Vec<u8>`, `Box<[u8]>`, wherever they sit in a value) are copied in bulk,
+//! not byte by byte as serde would hand them over.
 //!
 //! # Pools
 //!
