@@ -149,3 +149,25 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A result that the codec cannot encode: bincode needs a map's length up front, which a
+/// flattened struct does not give.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Flattened {
+    /// A field of its own.
+    pub id: u32,
+    /// Fields flattened into the struct's own map.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, u32>,
+}
+
+/// A result that the codec can encode but not decode: an untagged enum must look at the data
+/// to choose its variant, which a format without self-description cannot offer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Untagged {
+    /// A number.
+    Number(u32),
+    /// A text.
+    Text(String),
+}

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use lambda_parallel::lambda_parallel;
+use lambda_parallel_tests::{Flattened, Untagged};
 use nix::sys::signal::{self, SigHandler, Signal};
-use serde::{Deserialize, Serialize};
 
 #[lambda_parallel]
 fn panics(message: String) -> u32 {
@@ -171,13 +171,6 @@ fn dropping_a_handle_kills_and_reaps_its_worker() {
     assert!(!is_child(pid));
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Flattened {
-    id: u32,
-    #[serde(flatten)]
-    extra: BTreeMap<String, u32>,
-}
-
 #[lambda_parallel]
 fn returns_flattened() -> Flattened {
     Flattened {
@@ -195,13 +188,6 @@ fn result_that_cannot_be_encoded_is_a_codec_error() {
             .starts_with("worker `outcomes::returns_flattened` could not encode its result: "),
         "{err}"
     );
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum Untagged {
-    Number(u32),
-    Text(String),
 }
 
 #[lambda_parallel]

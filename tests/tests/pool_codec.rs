@@ -3,29 +3,13 @@
 use std::collections::BTreeMap;
 
 use lambda_parallel::{lambda_parallel, Pool};
-use serde::{Deserialize, Serialize};
-
-/// bincode cannot encode a flattened struct (a map of unknown length).
-#[derive(Debug, Serialize, Deserialize)]
-struct Flattened {
-    id: u32,
-    #[serde(flatten)]
-    extra: BTreeMap<String, u32>,
-}
+use lambda_parallel_tests::{Flattened, Untagged};
 
 fn flattened() -> Flattened {
     Flattened {
         id: 1,
         extra: BTreeMap::from([("a".into(), 2)]),
     }
-}
-
-/// bincode encodes an untagged enum, but cannot decode it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum Untagged {
-    Number(u32),
-    Text(String),
 }
 
 #[lambda_parallel]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use lambda_parallel::{lambda_parallel, Pool};
-use serde::{Deserialize, Serialize};
+use lambda_parallel_tests::{Flattened, Untagged};
 
 #[lambda_parallel]
 fn pid(_task: u32) -> u32 {
@@ -43,13 +43,6 @@ fn inline_pool_serves_every_entry_point() {
     assert_eq!(unordered, [0, 1, 2, 3]);
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum Untagged {
-    Number(u32),
-    Text(String),
-}
-
 #[lambda_parallel]
 fn returns_untagged(x: u32) -> Untagged {
     Untagged::Number(x)
@@ -67,13 +60,6 @@ fn inline_pool_reports_a_result_that_cannot_be_decoded_as_a_codec_error() {
         ),
         "{err}"
     );
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Flattened {
-    id: u32,
-    #[serde(flatten)]
-    extra: BTreeMap<String, u32>,
 }
 
 #[test]
