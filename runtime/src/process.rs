@@ -37,7 +37,7 @@ impl Child {
             Err(err) => {
                 // No pidfd (EMFILE, say): the pid is still ours, since we have not reaped it.
                 sys::kill_pid(pid);
-                let _ = sys::wait(pid, true);
+                let _ = sys::wait(pid);
                 Err(err)
             }
         }
@@ -80,8 +80,7 @@ impl Child {
         }
         let exit = match &mut self.status {
             Some(status) => server::read_exit(status)?,
-            None => sys::wait(self.pid, true)?
-                .ok_or_else(|| io::Error::other("waitpid returned with the child still running"))?,
+            None => sys::wait(self.pid)?,
         };
         self.exit = Some(exit);
         Ok(exit)

@@ -199,11 +199,11 @@ fn serve(control: &OwnedFd, parent: Pid) -> ! {
             for i in (0..workers.len()).rev() {
                 if ready[i + 1] {
                     let mut worker = workers.swap_remove(i);
-                    let record = match sys::wait(worker.pid, true) {
-                        Ok(Some(Exit::Code(code))) => (EXIT_CODE, code),
-                        Ok(Some(Exit::Signal(signal))) => (EXIT_SIGNAL, signal),
+                    let record = match sys::wait(worker.pid) {
+                        Ok(Exit::Code(code)) => (EXIT_CODE, code),
+                        Ok(Exit::Signal(signal)) => (EXIT_SIGNAL, signal),
                         // Reaped by someone else, which cannot happen here: report a crash.
-                        Ok(None) | Err(_) => (EXIT_SIGNAL, libc::SIGKILL),
+                        Err(_) => (EXIT_SIGNAL, libc::SIGKILL),
                     };
                     let _ = write_record(&mut worker.status, record);
                 }
@@ -214,7 +214,7 @@ fn serve(control: &OwnedFd, parent: Pid) -> ! {
                     let _ = sys::pidfd_kill(worker.pidfd.as_fd());
                 }
                 for worker in &workers {
-                    let _ = sys::wait(worker.pid, true);
+                    let _ = sys::wait(worker.pid);
                 }
                 return 0;
             }
@@ -272,12 +272,12 @@ fn accept(control: &OwnedFd, workers: &mut Vec<Served>) -> bool {
                     } else {
                         // The caller is gone already: end the worker too.
                         let _ = sys::pidfd_kill(pidfd.as_fd());
-                        let _ = sys::wait(pid, true);
+                        let _ = sys::wait(pid);
                     }
                 }
                 Err(err) => {
                     sys::kill_pid(pid);
-                    let _ = sys::wait(pid, true);
+                    let _ = sys::wait(pid);
                     let errno = err.raw_os_error().unwrap_or(libc::EIO);
                     let _ = write_record(&mut status, (FORK_FAILED, errno));
                 }

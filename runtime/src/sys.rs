@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
 /// How a child process ended.
@@ -112,18 +112,12 @@ pub(crate) fn pidfd_kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
-/// Reaps `pid`, waiting for it to end unless `block` is false; `None` means it is still running.
-pub(crate) fn wait(pid: Pid, block: bool) -> io::Result<Option<Exit>> {
-    let flags = if block {
-        None
-    } else {
-        Some(WaitPidFlag::WNOHANG)
-    };
+/// Reaps `pid`, waiting for it to end.
+pub(crate) fn wait(pid: Pid) -> io::Result<Exit> {
     loop {
-        return match waitpid(pid, flags) {
-            Ok(WaitStatus::Exited(_, code)) => Ok(Some(Exit::Code(code))),
-            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(Exit::Signal(signal as i32))),
-            Ok(WaitStatus::StillAlive) => Ok(None),
+        return match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Exit::Code(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Exit::Signal(signal as i32)),
             // Stopped or continued (not reported without WUNTRACED or WCONTINUED), or EINTR.
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(errno) => Err(io_err(errno)),
@@ -146,19 +140,29 @@ pub(crate) fn poll(
     second: BorrowedFd<'_>,
     timeout: Option<Duration>,
 ) -> io::Result<Ready> {
-    let timeout = poll_timeout(timeout);
     let wanted = PollFlags::POLLIN;
     let mut fds = [PollFd::new(first, wanted), PollFd::new(second, wanted)];
-    match nix::poll::poll(&mut fds, timeout) {
-        Ok(_) => {}
-        Err(Errno::EINTR) => return Ok(Ready::default()),
-        Err(errno) => return Err(io_err(errno)),
-    }
-    let seen = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    poll_fds(&mut fds, timeout)?;
     Ok(Ready {
-        first: seen(&fds[0]),
-        second: seen(&fds[1]),
+        first: is_ready(&fds[0]),
+        second: is_ready(&fds[1]),
     })
+}
+
+/// The one `poll(2)` of this crate, over freshly made `fds`. A wait that a signal interrupts
+/// returns with nothing ready (the kernel leaves `revents` as it was: empty), and the caller,
+/// which loops anyway, looks again.
+fn poll_fds(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<()> {
+    match nix::poll::poll(fds, poll_timeout(timeout)) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(errno) => Err(io_err(errno)),
+    }
+}
+
+/// Whether `poll` reported anything for `fd`: readable, writable, hung up or in error (so that
+/// the caller looks, and sees which).
+fn is_ready(fd: &PollFd<'_>) -> bool {
+    fd.revents().is_some_and(|revents| !revents.is_empty())
 }
 
 /// A poll timeout that never ends a wait before `timeout` has passed (it rounds up to the next
@@ -243,20 +247,9 @@ pub(crate) fn poll_many(
             PollFd::new(*fd, flags)
         })
         .collect();
+    poll_fds(&mut polled, timeout)?;
     ready.clear();
-    match nix::poll::poll(&mut polled, poll_timeout(timeout)) {
-        Ok(_) => {}
-        Err(Errno::EINTR) => {
-            ready.resize(fds.len(), false);
-            return Ok(());
-        }
-        Err(errno) => return Err(io_err(errno)),
-    }
-    ready.extend(
-        polled
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty())),
-    );
+    ready.extend(polled.iter().map(is_ready));
     Ok(())
 }
 
