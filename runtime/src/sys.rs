@@ -126,7 +126,7 @@ pub(crate) fn wait(pid: Pid) -> io::Result<Exit> {
 }
 
 /// What [`poll`] saw.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Ready {
     /// The first descriptor can be read (or has hung up).
     pub(crate) first: bool,

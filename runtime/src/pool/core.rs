@@ -130,6 +130,7 @@ impl Core {
                     .front()
                     .is_some_and(|batch| batch.job == id)
                 {
+                    // The job is gone: the error given to its killed task is discarded.
                     self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
                 }
             }
@@ -332,6 +333,7 @@ impl Core {
         };
         for i in (0..self.slots.len()).rev() {
             if self.slots[i].idle() && self.slots[i].assigned >= limit {
+                // Idle: no task receives the error.
                 self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
             }
         }
