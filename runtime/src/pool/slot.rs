@@ -59,6 +59,7 @@ pub(super) fn stuck(slot: &mut Slot, kind: ErrorKind) -> ErrorKind {
 pub(super) fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<(), String> {
     let mut drained = false;
     loop {
+        let done_before = (slot.batches.len(), slot.done);
         loop {
             let (tag, payload) = match slot.reader.frame() {
                 Ok(Some(frame)) => frame,
@@ -76,6 +77,10 @@ pub(super) fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<()
                 slot.batches.pop_front();
                 slot.done = 0;
             }
+        }
+        if (slot.batches.len(), slot.done) != done_before {
+            // The next task started when the last outcome was written: as far as the parent
+            // can tell, now. Once per read, not once per outcome.
             slot.started = Instant::now();
         }
         if drained {
