@@ -28,6 +28,13 @@ pub(crate) enum Tag {
     Batch = 16,
     /// To a worker: a batch, after which it exits (a one-off worker forked by the fork server).
     Once = 17,
+    /// From a worker, on its pipe: it published an outcome in its ring (`ring.rs`) while the
+    /// pool slept. Carries nothing.
+    Bell = 32,
+    /// From a worker, in its ring: the outcomes that follow come on the pipe.
+    ToPipe = 33,
+    /// From a worker, on its pipe: the outcomes that follow come in the ring.
+    ToRing = 34,
 }
 
 impl Tag {
@@ -39,9 +46,21 @@ impl Tag {
             Tag::DecodeFailed,
             Tag::Batch,
             Tag::Once,
+            Tag::Bell,
+            Tag::ToPipe,
+            Tag::ToRing,
         ]
         .into_iter()
         .find(|tag| *tag as u8 == byte)
+    }
+
+    /// Whether the frame is a task's outcome, rather than a request or a signal between the
+    /// two ends.
+    pub(crate) fn is_outcome(self) -> bool {
+        matches!(
+            self,
+            Tag::Value | Tag::Panic | Tag::EncodeFailed | Tag::DecodeFailed
+        )
     }
 }
 
@@ -50,7 +69,12 @@ impl Tag {
 pub(crate) enum FrameError {
     UnknownTag(u8),
     TooLarge(u64),
-    Truncated { have: usize, want: u64 },
+    Truncated {
+        have: usize,
+        want: u64,
+    },
+    /// A worker's ring claims more bytes published than it holds.
+    Overfull(u64),
 }
 
 impl fmt::Display for FrameError {
@@ -64,6 +88,10 @@ impl fmt::Display for FrameError {
             FrameError::Truncated { have, want } => {
                 write!(f, "truncated frame: {have} of {want} bytes")
             }
+            FrameError::Overfull(len) => write!(
+                f,
+                "the shared-memory ring claims {len} bytes of frames, more than it holds"
+            ),
         }
     }
 }
@@ -81,6 +109,81 @@ pub(crate) fn begin(buf: &mut Vec<u8>, tag: Tag) -> usize {
 pub(crate) fn finish(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start - HEADER_LEN) as u64;
     buf[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads a frame header: the tag, and the payload's length.
+pub(crate) fn parse_header(header: &[u8]) -> Result<(Tag, u64), FrameError> {
+    let (&tag, len) = header.split_first().ok_or(FrameError::Truncated {
+        have: 0,
+        want: HEADER_LEN as u64,
+    })?;
+    let tag = Tag::from_byte(tag).ok_or(FrameError::UnknownTag(tag))?;
+    let len = len.first_chunk::<8>().ok_or(FrameError::Truncated {
+        have: header.len(),
+        want: HEADER_LEN as u64,
+    })?;
+    let len = u64::from_le_bytes(*len);
+    if len > MAX_PAYLOAD {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok((tag, len))
+}
+
+/// A frame with no payload, such as a [`Tag::Bell`].
+pub(crate) fn empty(tag: Tag) -> [u8; HEADER_LEN] {
+    let mut frame = [0; HEADER_LEN];
+    frame[0] = tag as u8;
+    frame
+}
+
+/// A frame's payload, owned. Most outcomes are a few bytes, which are kept inline rather than
+/// in an allocation of their own.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Payload {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+/// The largest payload kept inline: as much as fits in the size of a `Vec`.
+const INLINE: usize = 22;
+
+impl Payload {
+    /// A payload of `len` bytes, which `fill` writes.
+    pub(crate) fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> Payload {
+        match u8::try_from(len) {
+            Ok(short) if len <= INLINE => {
+                let mut bytes = [0; INLINE];
+                fill(&mut bytes[..len]);
+                Payload::Inline { len: short, bytes }
+            }
+            _ => {
+                let mut bytes = vec![0; len];
+                fill(&mut bytes);
+                Payload::Heap(bytes)
+            }
+        }
+    }
+
+    pub(crate) fn copy_of(bytes: &[u8]) -> Payload {
+        Payload::filled(bytes.len(), |out| out.copy_from_slice(bytes))
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Payload::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({} bytes)", self.len())
+    }
 }
 
 /// Collects frames from a pipe as bytes arrive.
@@ -141,17 +244,10 @@ impl FrameReader {
     }
 
     fn header(&self) -> Result<Option<(Tag, u64)>, FrameError> {
-        let Some(header) = self.buf.get(self.start..self.start + HEADER_LEN) else {
-            return Ok(None);
-        };
-        let tag = Tag::from_byte(header[0]).ok_or(FrameError::UnknownTag(header[0]))?;
-        let mut len = [0; 8];
-        len.copy_from_slice(&header[1..]);
-        let len = u64::from_le_bytes(len);
-        if len > MAX_PAYLOAD {
-            return Err(FrameError::TooLarge(len));
+        match self.buf.get(self.start..self.start + HEADER_LEN) {
+            Some(header) => parse_header(header).map(Some),
+            None => Ok(None),
         }
-        Ok(Some((tag, len)))
     }
 
     /// The first complete frame, if one has arrived.

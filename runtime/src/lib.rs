@@ -173,6 +173,7 @@ mod frame;
 mod outcome;
 mod pool;
 mod process;
+mod ring;
 mod server;
 mod spawn;
 mod sys;

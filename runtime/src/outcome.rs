@@ -16,8 +16,8 @@ pub(crate) fn decode<T: Wire>(tag: Tag, payload: &[u8]) -> Result<T, ErrorKind> 
         },
         Tag::EncodeFailed => Err(ErrorKind::Encode(text(payload))),
         Tag::DecodeFailed => Err(ErrorKind::DecodeArgs(text(payload))),
-        Tag::Batch | Tag::Once => Err(ErrorKind::Frame(
-            "unexpected batch frame from a worker".into(),
+        Tag::Batch | Tag::Once | Tag::Bell | Tag::ToPipe | Tag::ToRing => Err(ErrorKind::Frame(
+            format!("unexpected {tag:?} frame from a worker"),
         )),
     }
 }

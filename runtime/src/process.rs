@@ -2,17 +2,18 @@
 //! and the loop it runs.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 
 use nix::unistd::Pid;
 
 use crate::child;
-use crate::frame::{Fill, FrameReader, Tag};
+use crate::frame::{self, Fill, FrameReader, Tag};
+use crate::ring::{RingReader, RingWriter};
 use crate::server;
 use crate::sys::{self, Exit, Fork};
-use crate::task::Entry;
+use crate::task::{Entry, Sink};
 
 /// A worker process that is killed and reaped when dropped, unless it was reaped already.
 #[derive(Debug)]
@@ -96,8 +97,8 @@ impl Drop for Child {
     }
 }
 
-/// A persistent worker of a pool: it reads batches from `requests` and writes one outcome frame
-/// per task to `results`.
+/// A persistent worker of a pool: it reads batches from `requests` and hands one outcome frame
+/// per task to its ring or, failing that, `results` (see `ring.rs`).
 #[derive(Debug)]
 pub(crate) struct PoolProcess {
     pub(crate) child: Child,
@@ -105,6 +106,9 @@ pub(crate) struct PoolProcess {
     pub(crate) requests: OwnedFd,
     /// Our end of the result pipe (non-blocking).
     pub(crate) results: OwnedFd,
+    /// The outcome ring; `None` where shared memory could not be had, and every outcome comes
+    /// on the pipe.
+    pub(crate) ring: Option<RingReader>,
 }
 
 /// The exit code of a pool worker that received something other than a batch.
@@ -115,7 +119,9 @@ impl PoolProcess {
     /// closes at once: it must hold no copy of a sibling's pipes.
     pub(crate) fn spawn(siblings: &[RawFd]) -> io::Result<PoolProcess> {
         child::install_panic_hook();
-        if let Some(served) = server::spawn_worker() {
+        // Without shared memory (a kernel without `memfd`, say), outcomes take the pipe.
+        let (ring, ring_fd) = RingReader::create().ok().unzip();
+        if let Some(served) = server::spawn_worker(ring_fd.as_ref().map(AsFd::as_fd)) {
             let served = served?;
             sys::set_nonblocking(served.requests.as_fd())?;
             sys::set_nonblocking(served.results.as_fd())?;
@@ -123,6 +129,7 @@ impl PoolProcess {
                 child: served.child,
                 requests: served.requests,
                 results: served.results,
+                ring,
             });
         }
         server::warn_if_threaded();
@@ -145,14 +152,15 @@ impl PoolProcess {
                     sys::close_raw(*fd);
                 }
                 drop((request_write, result_read));
-                serve(&request_read, result_write, die_with)
+                serve(&request_read, result_write, ring_fd, die_with)
             }
             Fork::Parent(pid) => {
-                drop((request_read, result_write));
+                drop((request_read, result_write, ring_fd));
                 Ok(PoolProcess {
                     child: Child::adopt(pid)?,
                     requests: request_write,
                     results: result_read,
+                    ring,
                 })
             }
         }
@@ -171,17 +179,29 @@ impl PoolProcess {
 /// The loop of a pool worker: run each batch as it arrives, until the parent goes away. After a
 /// [`Tag::Once`] batch, the worker exits.
 ///
+/// `ring` is the shared memory for outcomes (see `ring.rs`), if the pool has one.
+///
 /// `parent` is the process to die with, through the kernel's parent-death signal. That signal
 /// comes when the *thread* that forked the worker ends, so it is asked for only where that thread
 /// lives as long as its process: the fork server's, or the main thread of a program. Otherwise
 /// (`None`) the worker ends when its request pipe reaches end-of-file, which happens when the
 /// pool drops it or its process dies.
-pub(crate) fn serve(requests: &OwnedFd, results: OwnedFd, parent: Option<Pid>) -> ! {
+pub(crate) fn serve(
+    requests: &OwnedFd,
+    results: OwnedFd,
+    ring: Option<OwnedFd>,
+    parent: Option<Pid>,
+) -> ! {
     let code = panic::catch_unwind(AssertUnwindSafe(|| {
         if parent.is_some_and(|parent| !sys::die_with_parent(parent)) {
             return 0;
         }
-        let mut out = std::fs::File::from(results);
+        let mut out = Outlet {
+            pipe: File::from(results),
+            // Unmapped, the pool still reads the pipe, where every worker starts.
+            ring: ring.and_then(|fd| RingWriter::map(&fd).ok()),
+            piped: true,
+        };
         let mut reader = FrameReader::default();
         loop {
             match reader.frame() {
@@ -211,4 +231,40 @@ pub(crate) fn serve(requests: &OwnedFd, results: OwnedFd, parent: Option<Pid>) -
         }
     }));
     sys::exit_now(code.unwrap_or(EXIT_PROTOCOL))
+}
+
+/// Where a pool worker's outcomes go: its ring while they fit, else its pipe (see `ring.rs`).
+struct Outlet {
+    pipe: File,
+    ring: Option<RingWriter>,
+    /// Whether outcomes go to the pipe now. Every worker starts there, so that one whose ring
+    /// could not be mapped needs to tell nobody.
+    piped: bool,
+}
+
+impl Sink for Outlet {
+    fn outcome(&mut self, frame: &[u8]) -> io::Result<()> {
+        let Some(ring) = &mut self.ring else {
+            return self.pipe.write_all(frame);
+        };
+        match (self.piped, ring.fits(frame.len())) {
+            (false, true) => {}
+            (true, true) => {
+                self.pipe.write_all(&frame::empty(Tag::ToRing))?;
+                self.piped = false;
+            }
+            (false, false) => {
+                // `fits` left room for this header after the last frame.
+                ring.push(&frame::empty(Tag::ToPipe));
+                self.piped = true;
+                return self.pipe.write_all(frame);
+            }
+            (true, false) => return self.pipe.write_all(frame),
+        }
+        ring.push(frame);
+        if ring.take_sleeping() {
+            self.pipe.write_all(&frame::empty(Tag::Bell))?;
+        }
+        Ok(())
+    }
 }

@@ -6,14 +6,15 @@
 //! that takes one hangs. The server has one thread, so its children inherit no such lock, and its
 //! memory is what the program had at `init`, however large the program grows later.
 //!
-//! For each worker, the caller makes a request pipe, a result pipe and a *status* pipe, and sends
-//! the worker's ends to the server over the control socket. The server forks the worker, writes its pid to the status pipe, and, once the worker
-//! has ended and been reaped, its exit status. The caller kills a worker through a pidfd, which
+//! For each worker, the caller makes a request pipe, a result pipe and a *status* pipe (and, for a
+//! pool worker, the shared memory of its outcome ring), and sends the worker's ends to the server
+//! over the control socket. The server forks the worker, writes its pid to the status pipe, and,
+//! once the worker has ended and been reaped, its exit status. The caller kills a worker through a pidfd, which
 //! works for processes that are not its children.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -112,14 +113,14 @@ pub(crate) struct ServedWorker {
     pub(crate) results: OwnedFd,
 }
 
-/// Asks the server for a worker, which runs [`process::serve`] on its pipes. `None` when there
-/// is no server (the caller forks directly).
-pub(crate) fn spawn_worker() -> Option<io::Result<ServedWorker>> {
+/// Asks the server for a worker, which runs [`process::serve`] on its pipes and, if given, the
+/// outcome ring in `ring`. `None` when there is no server (the caller forks directly).
+pub(crate) fn spawn_worker(ring: Option<BorrowedFd<'_>>) -> Option<io::Result<ServedWorker>> {
     let control = SERVER.get()?;
-    Some(request(control))
+    Some(request(control, ring))
 }
 
-fn request(control: &Mutex<OwnedFd>) -> io::Result<ServedWorker> {
+fn request(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result<ServedWorker> {
     let (request_read, requests) = sys::pipe()?;
     let (results, result_write) = sys::pipe()?;
     let (status, worker_status) = sys::pipe()?;
@@ -127,11 +128,12 @@ fn request(control: &Mutex<OwnedFd>) -> io::Result<ServedWorker> {
     sys::grow_pipe(results.as_fd());
     {
         let control = control.lock().unwrap_or_else(PoisonError::into_inner);
-        let fds = [
+        let mut fds = vec![
             request_read.as_raw_fd(),
             result_write.as_raw_fd(),
             worker_status.as_raw_fd(),
         ];
+        fds.extend(ring.map(|fd| fd.as_raw_fd()));
         sys::send_with_fds(control.as_fd(), &[0], &fds)?;
     }
     drop((request_read, result_write, worker_status));
@@ -239,7 +241,10 @@ fn accept(control: &OwnedFd, workers: &mut Vec<Served>) -> bool {
     if len == 0 && fds.is_empty() {
         return false;
     }
-    let Ok([requests, results, status]) = <[OwnedFd; 3]>::try_from(fds) else {
+    let mut fds = fds.into_iter();
+    let (Some(requests), Some(results), Some(status), ring, None) =
+        (fds.next(), fds.next(), fds.next(), fds.next(), fds.next())
+    else {
         // A malformed request: nobody can be told, and nobody waits on it.
         return true;
     };
@@ -261,10 +266,10 @@ fn accept(control: &OwnedFd, workers: &mut Vec<Served>) -> bool {
             }
             std::mem::forget(status);
             std::mem::forget(std::mem::take(workers));
-            process::serve(&requests, results, Some(server))
+            process::serve(&requests, results, ring, Some(server))
         }
         Ok(Fork::Parent(pid)) => {
-            drop((requests, results));
+            drop((requests, results, ring));
             match sys::pidfd_open(pid) {
                 Ok(pidfd) => {
                     if write_record(&mut status, (SPAWNED, pid.as_raw())).is_ok() {

@@ -27,7 +27,7 @@ use crate::{Error, Wire, Worker};
 pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
     let spawn_error = |err| Error::new(W::NAME, ErrorKind::Spawn(err));
     child::install_panic_hook();
-    if let Some(served) = server::spawn_worker() {
+    if let Some(served) = server::spawn_worker(None) {
         let served = served.map_err(spawn_error)?;
         send_once::<W>(&args, &served.requests)?;
         drop(served.requests);

@@ -1,7 +1,9 @@
 //! Every system call the runtime makes, with nix and libc types kept inside this module.
 
 use std::io;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -334,4 +336,55 @@ pub(crate) fn thread_count() -> io::Result<usize> {
 /// Whether the calling thread is the process's main thread.
 pub(crate) fn is_main_thread() -> bool {
     nix::unistd::gettid() == getpid()
+}
+
+/// A shared-memory file of `len` zero bytes that can be neither grown nor shrunk (so that no
+/// process holding a mapping of it can be made to fault by another resizing it), closing on
+/// `exec`. It needs no file system: AWS Lambda has no `/dev/shm`.
+pub(crate) fn shared_memory(len: usize) -> io::Result<OwnedFd> {
+    use nix::fcntl::SealFlag;
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let fd = memfd_create(
+        c"lambda-parallel",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(io_err)?;
+    let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    nix::unistd::ftruncate(&fd, len).map_err(io_err)?;
+    let seals = SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL;
+    fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(io_err)?;
+    Ok(fd)
+}
+
+/// Maps the first `len` bytes of `fd` readable and writable, shared with every other process
+/// that maps it. With `inherit: false`, processes forked later do not inherit the mapping.
+pub(crate) fn map_shared(
+    fd: BorrowedFd<'_>,
+    len: NonZeroUsize,
+    inherit: bool,
+) -> io::Result<NonNull<u8>> {
+    use nix::sys::mman::{madvise, mmap, MapFlags, MmapAdvise, ProtFlags};
+    let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+    // SAFETY: a fresh mapping at an address the kernel picks aliases no Rust object; the caller
+    // owns it from here and unmaps it with `unmap`.
+    let map = unsafe { mmap(None, len, prot, MapFlags::MAP_SHARED, fd, 0) }.map_err(io_err)?;
+    if !inherit {
+        // SAFETY: `madvise` only changes how a fork treats the mapping just made.
+        if let Err(errno) = unsafe { madvise(map, len.get(), MmapAdvise::MADV_DONTFORK) } {
+            // SAFETY: the mapping was made above, and nothing refers to it yet.
+            unsafe { unmap(map.cast(), len) };
+            return Err(io_err(errno));
+        }
+    }
+    Ok(map.cast())
+}
+
+/// Unmaps what [`map_shared`] mapped.
+///
+/// # Safety
+///
+/// `map` and `len` are a mapping that `map_shared` returned, and nothing refers to it any more.
+pub(crate) unsafe fn unmap(map: NonNull<u8>, len: NonZeroUsize) {
+    // SAFETY: the caller's contract.
+    let _ = unsafe { nix::sys::mman::munmap(map.cast(), len.get()) };
 }

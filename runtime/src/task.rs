@@ -1,7 +1,5 @@
 //! Functions that a pool can run: [`TaskFn`], and the entry point a pool worker calls for a batch.
 
-use std::io::Write;
-
 use crate::child;
 use crate::codec;
 use crate::frame::{self, Tag};
@@ -58,8 +56,23 @@ impl_task_fn!(A B C D E G H I J K L);
 impl_task_fn!(A B C D E G H I J K L M);
 
 /// The entry point of a batch in a pool worker: it decodes each task's arguments, runs `F`, and
-/// writes one outcome frame per task to `out`, in order.
-pub(crate) type Entry = fn(batch: &[u8], out: &mut dyn Write) -> std::io::Result<()>;
+/// hands one outcome frame per task to `out`, in order.
+pub(crate) type Entry = fn(batch: &[u8], out: &mut dyn Sink) -> std::io::Result<()>;
+
+/// Where a batch's outcome frames go, one at a time.
+pub(crate) trait Sink {
+    /// Hands over one whole outcome frame. When this returns, the frame is the parent's even if
+    /// the worker dies at once.
+    fn outcome(&mut self, frame: &[u8]) -> std::io::Result<()>;
+}
+
+/// Collects the frames, for a pool that runs tasks in the caller's thread.
+impl Sink for Vec<u8> {
+    fn outcome(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(frame);
+        Ok(())
+    }
+}
 
 /// The [`Entry`] for `F`, to be sent (as an address) to workers forked from this process image.
 pub(crate) fn entry<F: TaskFn<Args, R>, Args: Wire, R: Wire>() -> Entry {
@@ -104,7 +117,7 @@ pub(crate) fn split_args(batch: &[u8]) -> Option<(&[u8], &[u8])> {
 
 fn run_batch<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
     batch: &[u8],
-    out: &mut dyn Write,
+    out: &mut dyn Sink,
 ) -> std::io::Result<()> {
     // SAFETY: `F` has no data (`entry` asserts it at compile time), so every value of it is the
     // same value, and it is `Copy`, so making one creates no ownership. The caller had one.
@@ -116,7 +129,7 @@ fn run_batch<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
 /// as it is ready.
 fn run_each<Args: Wire, R: Wire>(
     mut batch: &[u8],
-    out: &mut dyn Write,
+    out: &mut dyn Sink,
     call: impl Fn(Args) -> R,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
@@ -133,7 +146,7 @@ fn run_each<Args: Wire, R: Wire>(
         }
         // Each outcome goes out before the next task starts: should the next one crash the
         // worker, this one is already safe with the parent.
-        out.write_all(&buf)?;
+        out.outcome(&buf)?;
     }
     Ok(())
 }
@@ -143,6 +156,6 @@ pub(crate) fn worker_entry<W: Worker>() -> Entry {
     run_worker::<W>
 }
 
-fn run_worker<W: Worker>(batch: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
+fn run_worker<W: Worker>(batch: &[u8], out: &mut dyn Sink) -> std::io::Result<()> {
     run_each::<W::Args, W::Output>(batch, out, W::call)
 }

@@ -5,15 +5,15 @@
 //! There is no background thread: whoever waits for an outcome drives the engine (`drive`), so
 //! the process gains no thread of ours, and every fork happens on a thread of the caller's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::job::{deliver, Batch, Job, JobId, Outcome};
+use super::job::{deliver, Batch, JobId, Jobs, Outcome};
 use super::slot::{crash, read, stuck, write, Slot};
 use crate::error::ErrorKind;
-use crate::frame::{self, FrameReader, Tag};
+use crate::frame::{self, FrameReader, Payload, Tag};
 use crate::process::PoolProcess;
 use crate::sys::{self, Interest};
 
@@ -37,7 +37,7 @@ pub(crate) struct Core {
     deadline: Option<Instant>,
     slots: Vec<Slot>,
     pub(super) queue: VecDeque<Batch>,
-    pub(super) jobs: HashMap<JobId, Job>,
+    pub(super) jobs: Jobs,
     pub(super) next_job: JobId,
     closed: bool,
     /// Scratch space for `poll`.
@@ -53,7 +53,7 @@ impl Core {
             deadline: None,
             slots: Vec::new(),
             queue: VecDeque::new(),
-            jobs: HashMap::new(),
+            jobs: Jobs::default(),
             next_job: 0,
             closed: false,
             ready: Vec::new(),
@@ -100,6 +100,7 @@ impl Core {
             done: 0,
             started: Instant::now(),
             assigned: 0,
+            piped: true,
         });
         Ok(())
     }
@@ -162,7 +163,7 @@ impl Core {
             let mut reader = FrameReader::from_bytes(out);
             for index in batch.first..batch.first + batch.count {
                 let outcome = match reader.frame() {
-                    Ok(Some((tag, payload))) => Outcome::Frame(tag, payload.to_vec()),
+                    Ok(Some((tag, payload))) => Outcome::Frame(tag, Payload::copy_of(payload)),
                     _ => Outcome::Failed(ErrorKind::Frame("missing outcome".into())),
                 };
                 reader.consume();
@@ -250,7 +251,17 @@ impl Core {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let timeout = wake.map(|wake| wake.saturating_duration_since(Instant::now()));
+        let mut timeout = wake.map(|wake| wake.saturating_duration_since(Instant::now()));
+        // Ask every ring for a bell, and sleep only if none has news already.
+        let mut waiting = false;
+        for slot in &mut self.slots {
+            if let Some(ring) = &mut slot.process.ring {
+                waiting |= ring.sleep();
+            }
+        }
+        if waiting {
+            timeout = Some(Duration::ZERO);
+        }
         let mut fds = Vec::with_capacity(self.slots.len() * 3);
         for slot in &self.slots {
             fds.push((slot.process.results.as_fd(), Interest::Read));
@@ -265,6 +276,11 @@ impl Core {
         let mut ready = std::mem::take(&mut self.ready);
         let polled = sys::poll_many(&fds, timeout, &mut ready);
         drop(fds);
+        for slot in &self.slots {
+            if let Some(ring) = &slot.process.ring {
+                ring.wake();
+            }
+        }
         if polled.is_err() {
             // Only ENOMEM; the next call tries again.
             self.ready = ready;
@@ -276,11 +292,10 @@ impl Core {
             if writable {
                 write(slot);
             }
-            if readable || ended {
-                if let Err(err) = read(slot, &mut self.jobs) {
-                    dead.push((i, Some(err)));
-                    continue;
-                }
+            // The ring is read every time: what it holds raises no descriptor.
+            if let Err(err) = read(slot, &mut self.jobs, readable || ended) {
+                dead.push((i, Some(err)));
+                continue;
             }
             if ended {
                 dead.push((i, None));

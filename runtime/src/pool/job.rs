@@ -1,19 +1,45 @@
 //! A call's tasks (in batches) and outcomes, and the engine's methods that keep track of them.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::core::Core;
 use crate::error::ErrorKind;
-use crate::frame::Tag;
+use crate::frame::{Payload, Tag};
 use crate::task::{self, Entry};
 
 pub(crate) type JobId = u64;
+
+/// The jobs of a pool, by id. Looked up once per outcome, so hashed cheaply: ids are handed
+/// out in sequence and nobody else chooses them, so there is nothing to defend against.
+pub(crate) type Jobs = HashMap<JobId, Job, BuildHasherDefault<IdHasher>>;
+
+/// Hashes a [`JobId`] by one multiplication (Fibonacci hashing), which spreads sequential ids
+/// over the high bits that the table looks at.
+#[derive(Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(self.0 ^ u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// What became of one task.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// The worker's outcome frame: a value, a panic, a codec failure.
-    Frame(Tag, Vec<u8>),
+    Frame(Tag, Payload),
     /// No frame: the worker crashed or timed out while running the task, or the task was never
     /// run.
     Failed(ErrorKind),
@@ -56,7 +82,7 @@ impl Batch {
 
 /// The results of one call (`map`, `apply_async`, `imap`, …), kept until its caller takes them.
 #[derive(Debug)]
-pub(super) struct Job {
+pub(crate) struct Job {
     /// Outcomes by task index, from `base` on; `None` while a task is outstanding.
     pub(super) outcomes: VecDeque<Option<Outcome>>,
     pub(super) base: usize,
@@ -146,7 +172,7 @@ impl Core {
 }
 
 /// Records a task's outcome with its job, if the job still wants it.
-pub(super) fn deliver(jobs: &mut HashMap<JobId, Job>, id: JobId, index: usize, outcome: Outcome) {
+pub(super) fn deliver(jobs: &mut Jobs, id: JobId, index: usize, outcome: Outcome) {
     let Some(job) = jobs.get_mut(&id) else {
         return;
     };

@@ -1,12 +1,12 @@
 //! One worker process as the engine sees it: what it holds, and reading, writing and ending it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use super::job::{deliver, Batch, Job, JobId, Outcome};
+use super::job::{deliver, Batch, Jobs, Outcome};
 use crate::error::ErrorKind;
-use crate::frame::{Fill, FrameReader};
+use crate::frame::{Fill, FrameReader, Payload, Tag};
 use crate::outcome;
 use crate::process::PoolProcess;
 use crate::sys;
@@ -27,6 +27,8 @@ pub(super) struct Slot {
     pub(super) started: Instant,
     /// Tasks given to this worker over its life, for recycling.
     pub(super) assigned: usize,
+    /// Whether the worker's outcomes come on its pipe now, rather than in its ring.
+    pub(super) piped: bool,
 }
 
 impl Slot {
@@ -54,49 +56,101 @@ pub(super) fn stuck(slot: &mut Slot, kind: ErrorKind) -> ErrorKind {
     kind
 }
 
-/// Reads what a worker has sent and delivers each whole outcome frame to its task. Fails when
-/// the bytes are not frames, or a frame comes that no task waits for.
-pub(super) fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<(), String> {
-    let mut drained = false;
-    loop {
-        let done_before = (slot.batches.len(), slot.done);
-        loop {
-            let (tag, payload) = match slot.reader.frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(err) => return Err(err.to_string()),
-            };
-            let Some(batch) = slot.batches.front() else {
-                return Err("an outcome arrived for no task".into());
-            };
-            let (job, index, count) = (batch.job, batch.first + slot.done, batch.count);
-            deliver(jobs, job, index, Outcome::Frame(tag, payload.to_vec()));
-            slot.reader.consume();
-            slot.done += 1;
-            if slot.done == count {
-                slot.batches.pop_front();
-                slot.done = 0;
+/// Delivers each outcome a worker has sent, from its ring and its pipe, in order. Reads the pipe
+/// only when `pipe_ready` (`poll` said so): a read that would find nothing is a wasted system
+/// call. Fails when the bytes are not frames, or a frame comes that no task waits for.
+pub(super) fn read(slot: &mut Slot, jobs: &mut Jobs, pipe_ready: bool) -> Result<(), String> {
+    let mut fill = pipe_ready;
+    let done_before = (slot.batches.len(), slot.done);
+    let result = loop {
+        match next_outcome(slot) {
+            Ok(Some((tag, payload))) => {
+                if let Err(err) = deliver_next(slot, jobs, tag, payload) {
+                    break Err(err);
+                }
+                continue;
             }
+            Ok(None) => {}
+            Err(err) => break Err(err),
         }
-        if (slot.batches.len(), slot.done) != done_before {
-            // The next task started when the last outcome was written: as far as the parent
-            // can tell, now. Once per read, not once per outcome.
-            slot.started = Instant::now();
-        }
-        if drained {
-            return Ok(());
+        if !fill {
+            break Ok(());
         }
         match slot.reader.fill(slot.process.results.as_fd()) {
             Ok(Fill::Data) => {}
-            Ok(Fill::Drained) => {
-                // Deliver what came; `poll` says when more does.
-                drained = true;
-            }
+            // Deliver what came; `poll` says when more does.
+            Ok(Fill::Drained) => fill = false,
             // EOF comes with the pidfd's news of the worker's end, which buries it.
-            Ok(Fill::WouldBlock | Fill::Eof) => return Ok(()),
+            Ok(Fill::WouldBlock | Fill::Eof) => break Ok(()),
+            Err(err) => break Err(err.to_string()),
+        }
+    };
+    if let Some(ring) = &mut slot.process.ring {
+        ring.release();
+    }
+    if (slot.batches.len(), slot.done) != done_before {
+        // The next task started when the last outcome was handed over: as far as the parent
+        // can tell, now. Once per read, not once per outcome.
+        slot.started = Instant::now();
+    }
+    result
+}
+
+/// The next outcome from wherever the worker sends it now (its ring, or its pipe; `ring.rs`),
+/// without reading the pipe. Bells are passed over.
+fn next_outcome(slot: &mut Slot) -> Result<Option<(Tag, Payload)>, String> {
+    loop {
+        if !slot.piped {
+            if let Some(ring) = &mut slot.process.ring {
+                match ring.next().map_err(|err| err.to_string())? {
+                    Some((Tag::ToPipe, _)) => slot.piped = true,
+                    Some((tag, payload)) if tag.is_outcome() => return Ok(Some((tag, payload))),
+                    Some((tag, _)) => return Err(format!("a {tag:?} frame in the ring")),
+                    None => {}
+                }
+            }
+        }
+        let (tag, payload) = match slot.reader.frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(None),
             Err(err) => return Err(err.to_string()),
+        };
+        let outcome = match tag {
+            Tag::Bell => None,
+            Tag::ToRing if slot.piped && slot.process.ring.is_some() => {
+                slot.piped = false;
+                None
+            }
+            tag if tag.is_outcome() && slot.piped => Some((tag, Payload::copy_of(payload))),
+            // In ring mode, the ring was read after these bytes came; a worker publishes its
+            // switch to the pipe before it writes there, so the switch would have shown.
+            tag => return Err(format!("an unexpected {tag:?} frame on the pipe")),
+        };
+        slot.reader.consume();
+        if outcome.is_some() {
+            return Ok(outcome);
         }
     }
+}
+
+/// Gives the oldest waiting task its outcome.
+fn deliver_next(
+    slot: &mut Slot,
+    jobs: &mut Jobs,
+    tag: Tag,
+    payload: Payload,
+) -> Result<(), String> {
+    let Some(batch) = slot.batches.front() else {
+        return Err("an outcome arrived for no task".into());
+    };
+    let (job, index, count) = (batch.job, batch.first + slot.done, batch.count);
+    deliver(jobs, job, index, Outcome::Frame(tag, payload));
+    slot.done += 1;
+    if slot.done == count {
+        slot.batches.pop_front();
+        slot.done = 0;
+    }
+    Ok(())
 }
 
 /// Writes what the pipe takes of a worker's pending requests, without blocking.

@@ -1,0 +1,390 @@
+//! A pool worker's outcome ring: shared memory that the worker writes its outcome frames into and
+//! the pool reads them from, with no system call per task.
+//!
+//! A worker must hand over each outcome before it starts the next task, so that a crash fails
+//! the task that crashed and no other. Over a pipe that costs a `write(2)` per task, which is
+//! most of the cost of a tiny task. Memory shared with the pool is just as safe: a frame the
+//! worker has published (by moving `tail` past it) stays readable after the worker dies,
+//! whatever kills it. The ring lives in a `memfd` (no file system needed, and AWS Lambda has no
+//! `/dev/shm`), sealed against resizing, which the worker maps and the pool maps too.
+//!
+//! The pipe stays, for three things:
+//! - a *bell*: before the pool sleeps in `poll`, it raises `sleeping`; a worker that publishes a
+//!   frame and finds the flag raised lowers it and writes a [`Tag::Bell`] frame, so there is at
+//!   most one bell per sleep, and none while the pool is busy reading;
+//! - frames that do not fit (larger than the ring, or the pool has fallen behind): the worker
+//!   publishes [`Tag::ToPipe`] and sends what follows on the pipe, which also slows it down to
+//!   the pool's pace, until a frame fits again, when it sends [`Tag::ToRing`] on the pipe;
+//! - a worker whose ring could not be mapped starts on the pipe, as every worker does, and stays
+//!   there.
+//!
+//! The ring is the same framing as the pipe (`frame.rs`), at positions that wrap. `head` and
+//! `tail` count bytes from the start and never wrap themselves. The pool trusts nothing it
+//! reads: a worker's own code can scribble over the mapping, and that is a bad frame, not
+//! undefined behaviour in the pool.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+use crate::frame::{FrameError, Payload, Tag, HEADER_LEN};
+use crate::sys;
+
+/// Bytes of frames the ring holds. A power of two.
+pub(crate) const CAPACITY: usize = 256 << 10;
+
+/// The control block, one page before the frames.
+const CONTROL_LEN: usize = 4096;
+
+/// The whole mapping.
+const MAP_LEN: NonZeroUsize = match NonZeroUsize::new(CONTROL_LEN + CAPACITY) {
+    Some(len) => len,
+    None => unreachable!(),
+};
+
+/// Keeps each counter on a cache line of its own, so the writer's `tail` and the reader's
+/// `head` do not bounce one line between two cores.
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+/// The start of the shared mapping. All zero is the empty ring, which is how `memfd` starts.
+#[repr(C)]
+struct Control {
+    /// Bytes the worker has published.
+    tail: Line<AtomicU64>,
+    /// Bytes the pool has consumed.
+    head: Line<AtomicU64>,
+    /// 1 while the pool sleeps (or is about to) and wants a bell for the next frame.
+    sleeping: Line<AtomicU32>,
+}
+
+const _: () = assert!(std::mem::size_of::<Control>() <= CONTROL_LEN);
+const _: () = assert!(CAPACITY.is_power_of_two());
+
+/// One process's mapping of a ring.
+#[derive(Debug)]
+struct Mapping(NonNull<u8>);
+
+// SAFETY: the mapping is plain memory owned by this value; the only state shared with other
+// processes is accessed through atomics (`Control`) or in byte ranges that the protocol hands
+// from one side to the other with release and acquire orderings.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn new(fd: &OwnedFd, inherit: bool) -> io::Result<Mapping> {
+        sys::map_shared(fd.as_fd(), MAP_LEN, inherit).map(Mapping)
+    }
+
+    fn control(&self) -> &Control {
+        // SAFETY: the mapping starts with `CONTROL_LEN` bytes, page-aligned, large enough for a
+        // `Control` (asserted above); all its fields are atomics, for which any bytes are valid.
+        unsafe { self.0.cast::<Control>().as_ref() }
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: the frames follow the control block within the mapping.
+        unsafe { self.0.as_ptr().add(CONTROL_LEN) }
+    }
+
+    /// Copies `out.len()` bytes from ring position `at` (wrapping) into `out`.
+    fn read(&self, at: u64, out: &mut [u8]) {
+        let start = position(at);
+        let first = out.len().min(CAPACITY - start);
+        // SAFETY: both ranges lie within the ring (`start + first <= CAPACITY`, and the rest,
+        // at most `CAPACITY` bytes, from its start); `out` is ours, so they do not overlap. The
+        // bytes were published by the writer before `tail` moved past them, which we read with
+        // acquire ordering, and the writer does not touch them again until `head` passes them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data().add(start), out.as_mut_ptr(), first);
+            let rest = out.len() - first;
+            std::ptr::copy_nonoverlapping(self.data(), out.as_mut_ptr().add(first), rest);
+        }
+    }
+
+    /// Copies `bytes` to ring position `at` (wrapping). `bytes` is at most `CAPACITY` long.
+    fn write(&self, at: u64, bytes: &[u8]) {
+        let start = position(at);
+        let first = bytes.len().min(CAPACITY - start);
+        // SAFETY: as in `read`, with the roles swapped: the reader does not look at these bytes
+        // until `tail` moves past them, after this copy (release ordering).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data().add(start), first);
+            let rest = bytes.len() - first;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), self.data(), rest);
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping came from `map_shared` with this length, and every reference to
+        // it borrows `self`.
+        unsafe { sys::unmap(self.0, MAP_LEN) };
+    }
+}
+
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "the position within the ring is the low bits, which is the point"
+)]
+fn position(at: u64) -> usize {
+    (at as usize) & (CAPACITY - 1)
+}
+
+/// The pool's side of a worker's ring.
+#[derive(Debug)]
+pub(crate) struct RingReader {
+    map: Mapping,
+    /// Consumed, and published to the worker by [`RingReader::release`].
+    head: u64,
+    /// Published by the worker, as last read.
+    tail: u64,
+}
+
+impl RingReader {
+    /// A new ring, and the descriptor that the worker maps it from (the worker's business: the
+    /// reader's mapping is not inherited by processes forked later).
+    pub(crate) fn create() -> io::Result<(RingReader, OwnedFd)> {
+        let fd = sys::shared_memory(MAP_LEN.get())?;
+        let map = Mapping::new(&fd, false)?;
+        Ok((
+            RingReader {
+                map,
+                head: 0,
+                tail: 0,
+            },
+            fd,
+        ))
+    }
+
+    /// The next frame the worker published, if any, copied out.
+    pub(crate) fn next(&mut self) -> Result<Option<(Tag, Payload)>, FrameError> {
+        if self.head == self.tail {
+            self.tail = self.map.control().tail.0.load(Ordering::Acquire);
+        }
+        let available = self.tail.wrapping_sub(self.head);
+        if available == 0 {
+            return Ok(None);
+        }
+        let Some(have) = usize::try_from(available)
+            .ok()
+            .filter(|have| *have <= CAPACITY)
+        else {
+            return Err(FrameError::Overfull(available));
+        };
+        let mut header = [0; HEADER_LEN];
+        if have < HEADER_LEN {
+            return Err(FrameError::Truncated {
+                have,
+                want: HEADER_LEN as u64,
+            });
+        }
+        self.map.read(self.head, &mut header);
+        let (tag, len) = crate::frame::parse_header(&header)?;
+        let Some(len) = usize::try_from(len)
+            .ok()
+            .filter(|len| HEADER_LEN + len <= have)
+        else {
+            return Err(FrameError::Truncated {
+                have,
+                want: HEADER_LEN as u64 + len,
+            });
+        };
+        let at = self.head + HEADER_LEN as u64;
+        let payload = Payload::filled(len, |out| self.map.read(at, out));
+        self.head += (HEADER_LEN + len) as u64;
+        Ok(Some((tag, payload)))
+    }
+
+    /// Tells the worker how far frames have been consumed, freeing their space.
+    pub(crate) fn release(&mut self) {
+        self.map
+            .control()
+            .head
+            .0
+            .store(self.head, Ordering::Release);
+    }
+
+    /// Asks for a bell with the next frame, before the pool sleeps. Returns whether frames are
+    /// already waiting, in which case the pool should not sleep.
+    pub(crate) fn sleep(&mut self) -> bool {
+        let control = self.map.control();
+        control.sleeping.0.store(1, Ordering::Relaxed);
+        // Pairs with the fence in `RingWriter::take_sleeping`: either the worker sees the flag
+        // raised, or this sees its frame.
+        fence(Ordering::SeqCst);
+        self.tail = control.tail.0.load(Ordering::Acquire);
+        self.tail != self.head
+    }
+
+    /// Stops asking for bells: the pool is awake and reads anyway.
+    pub(crate) fn wake(&self) {
+        self.map.control().sleeping.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The worker's side of its ring.
+#[derive(Debug)]
+pub(crate) struct RingWriter {
+    map: Mapping,
+    tail: u64,
+    /// Consumed by the pool, as last read.
+    head: u64,
+}
+
+impl RingWriter {
+    /// Maps the ring that [`RingReader::create`] made.
+    pub(crate) fn map(fd: &OwnedFd) -> io::Result<RingWriter> {
+        let map = Mapping::new(fd, true)?;
+        let control = map.control();
+        let (tail, head) = (
+            control.tail.0.load(Ordering::Relaxed),
+            control.head.0.load(Ordering::Acquire),
+        );
+        Ok(RingWriter { map, tail, head })
+    }
+
+    /// Whether a frame of `len` bytes fits, leaving room for a [`Tag::ToPipe`] frame after it.
+    pub(crate) fn fits(&mut self, len: usize) -> bool {
+        let need = (len + HEADER_LEN) as u64;
+        // Wrapping and saturating: should the worker's own code scribble over `head`, frames go
+        // to the pipe, and the pool finds the damage when it reads the ring.
+        let free =
+            |ring: &Self| (CAPACITY as u64).saturating_sub(ring.tail.wrapping_sub(ring.head));
+        if free(self) < need {
+            self.head = self.map.control().head.0.load(Ordering::Acquire);
+        }
+        free(self) >= need
+    }
+
+    /// Publishes a frame. The caller checked that it [`fits`](RingWriter::fits), or it is a
+    /// header alone, for which `fits` always leaves room.
+    pub(crate) fn push(&mut self, frame: &[u8]) {
+        self.map.write(self.tail, frame);
+        self.tail += frame.len() as u64;
+        self.map
+            .control()
+            .tail
+            .0
+            .store(self.tail, Ordering::Release);
+    }
+
+    /// Whether the pool asked for a bell (and so sleeps, or is about to); the request is taken,
+    /// so that one bell answers it.
+    pub(crate) fn take_sleeping(&self) -> bool {
+        let control = self.map.control();
+        // Pairs with the fence in `RingReader::sleep`.
+        fence(Ordering::SeqCst);
+        control.sleeping.0.load(Ordering::Relaxed) == 1
+            && control.sleeping.0.swap(0, Ordering::Relaxed) == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame;
+
+    fn frame_of(tag: Tag, payload: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let start = frame::begin(&mut buf, tag);
+        buf.extend_from_slice(payload);
+        frame::finish(&mut buf, start);
+        buf
+    }
+
+    fn pair() -> (RingReader, RingWriter) {
+        let (reader, fd) = RingReader::create().unwrap();
+        let writer = RingWriter::map(&fd).unwrap();
+        (reader, writer)
+    }
+
+    #[test]
+    #[allow(clippy::cast_possible_truncation, reason = "any bytes will do")]
+    fn frames_cross_in_order_and_wrap() {
+        let (mut reader, mut writer) = pair();
+        // Frames of odd sizes, many times round the ring, each read back whole.
+        for round in 0..5000_usize {
+            let payload: Vec<u8> = (0..(round * 37) % 700).map(|i| (i ^ round) as u8).collect();
+            let frame = frame_of(Tag::Value, &payload);
+            assert!(writer.fits(frame.len()));
+            writer.push(&frame);
+            assert_eq!(
+                reader.next().unwrap(),
+                Some((Tag::Value, Payload::copy_of(&payload)))
+            );
+            reader.release();
+        }
+        assert_eq!(reader.next().unwrap(), None);
+    }
+
+    #[test]
+    fn a_full_ring_keeps_room_for_the_switch_to_the_pipe() {
+        let (mut reader, mut writer) = pair();
+        let frame = frame_of(Tag::Value, &[7; 1000]);
+        let mut pushed = 0;
+        while writer.fits(frame.len()) {
+            writer.push(&frame);
+            pushed += 1;
+        }
+        assert_eq!(pushed, CAPACITY / frame.len());
+        writer.push(&frame_of(Tag::ToPipe, &[]));
+        for _ in 0..pushed {
+            assert_eq!(reader.next().unwrap().unwrap().0, Tag::Value);
+        }
+        assert_eq!(
+            reader.next().unwrap(),
+            Some((Tag::ToPipe, Payload::copy_of(&[])))
+        );
+        // Nothing is freed until the reader says so.
+        assert!(!writer.fits(frame.len()));
+        reader.release();
+        assert!(writer.fits(frame.len()));
+    }
+
+    #[test]
+    fn one_bell_per_sleep() {
+        let (mut reader, writer) = pair();
+        assert!(!writer.take_sleeping());
+        assert!(!reader.sleep());
+        assert!(writer.take_sleeping());
+        assert!(!writer.take_sleeping());
+        reader.sleep();
+        reader.wake();
+        assert!(!writer.take_sleeping());
+    }
+
+    #[test]
+    fn sleep_sees_a_frame_already_published() {
+        let (mut reader, mut writer) = pair();
+        writer.push(&frame_of(Tag::Value, b"x"));
+        assert!(reader.sleep());
+    }
+
+    #[test]
+    fn garbage_in_the_ring_is_a_bad_frame() {
+        let (mut reader, mut writer) = pair();
+        writer.push(&[99; 20]);
+        assert_eq!(reader.next(), Err(FrameError::UnknownTag(99)));
+
+        let (mut reader, mut writer) = pair();
+        let mut lying = frame_of(Tag::Value, b"abc");
+        lying[1] = 200;
+        writer.push(&lying);
+        assert!(matches!(reader.next(), Err(FrameError::Truncated { .. })));
+
+        let (mut reader, writer) = pair();
+        writer
+            .map
+            .control()
+            .tail
+            .0
+            .store(CAPACITY as u64 * 2, Ordering::Release);
+        assert_eq!(
+            reader.next(),
+            Err(FrameError::Overfull(CAPACITY as u64 * 2))
+        );
+    }
+}
