@@ -3,8 +3,9 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
 
 use nix::unistd::Pid;
 
@@ -201,6 +202,7 @@ pub(crate) fn serve(
             // Unmapped, the pool still reads the pipe, where every worker starts.
             ring: ring.and_then(|fd| RingWriter::map(&fd).ok()),
             piped: true,
+            requests: requests.as_fd(),
         };
         let mut reader = FrameReader::default();
         loop {
@@ -234,32 +236,41 @@ pub(crate) fn serve(
 }
 
 /// Where a pool worker's outcomes go: its ring while they fit, else its pipe (see `ring.rs`).
-struct Outlet {
+struct Outlet<'a> {
     pipe: File,
     ring: Option<RingWriter>,
     /// Whether outcomes go to the pipe now. Every worker starts there, so that one whose ring
     /// could not be mapped needs to tell nobody.
     piped: bool,
+    /// The request pipe, whose hang-up says that the pool is gone.
+    requests: BorrowedFd<'a>,
 }
 
-impl Sink for Outlet {
+/// How long a worker waits for room in its ring before it checks that its pool still exists.
+const PATIENCE: Duration = Duration::from_millis(100);
+
+impl Sink for Outlet<'_> {
     fn outcome(&mut self, frame: &[u8]) -> io::Result<()> {
         let Some(ring) = &mut self.ring else {
             return self.pipe.write_all(frame);
         };
-        match (self.piped, ring.fits(frame.len())) {
-            (false, true) => {}
-            (true, true) => {
-                self.pipe.write_all(&frame::empty(Tag::ToRing))?;
-                self.piped = false;
-            }
-            (false, false) => {
+        if !RingWriter::could_fit(frame.len()) {
+            if !self.piped {
                 // `fits` left room for this header after the last frame.
                 ring.push(&frame::empty(Tag::ToPipe));
                 self.piped = true;
-                return self.pipe.write_all(frame);
             }
-            (true, false) => return self.pipe.write_all(frame),
+            return self.pipe.write_all(frame);
+        }
+        while !ring.fits(frame.len()) {
+            // The pool has fallen behind: wait for it, as a full pipe would make us.
+            if !ring.wait_for_room(frame.len(), PATIENCE) && sys::hung_up(self.requests) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+        }
+        if self.piped {
+            self.pipe.write_all(&frame::empty(Tag::ToRing))?;
+            self.piped = false;
         }
         ring.push(frame);
         if ring.take_sleeping() {

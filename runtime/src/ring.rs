@@ -12,11 +12,15 @@
 //! - a *bell*: before the pool sleeps in `poll`, it raises `sleeping`; a worker that publishes a
 //!   frame and finds the flag raised lowers it and writes a [`Tag::Bell`] frame, so there is at
 //!   most one bell per sleep, and none while the pool is busy reading;
-//! - frames that do not fit (larger than the ring, or the pool has fallen behind): the worker
-//!   publishes [`Tag::ToPipe`] and sends what follows on the pipe, which also slows it down to
-//!   the pool's pace, until a frame fits again, when it sends [`Tag::ToRing`] on the pipe;
+//! - frames larger than the ring: the worker publishes [`Tag::ToPipe`] and sends what follows on
+//!   the pipe, until a frame fits again, when it sends [`Tag::ToRing`] on the pipe;
 //! - a worker whose ring could not be mapped starts on the pipe, as every worker does, and stays
 //!   there.
+//!
+//! When the pool falls behind and the ring is full, the worker waits on a futex in the shared
+//! memory (`waiting` and `released`) until the pool has read enough to make room, checking now
+//! and then that its pool still exists. The pool never sleeps while a ring holds frames, so a
+//! waiting worker is soon released.
 //!
 //! The ring is the same framing as the pipe (`frame.rs`), at positions that wrap. `head` and
 //! `tail` count bytes from the start and never wrap themselves. The pool trusts nothing it
@@ -28,6 +32,7 @@ use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::frame::{FrameError, Payload, Tag, HEADER_LEN};
 use crate::sys;
@@ -58,6 +63,10 @@ struct Control {
     head: Line<AtomicU64>,
     /// 1 while the pool sleeps (or is about to) and wants a bell for the next frame.
     sleeping: Line<AtomicU32>,
+    /// 1 while the worker waits for room (or is about to) and wants `released` to move.
+    waiting: Line<AtomicU32>,
+    /// Moved by the pool, once room is made, for a waiting worker: the word it sleeps on.
+    released: Line<AtomicU32>,
 }
 
 const _: () = assert!(std::mem::size_of::<Control>() <= CONTROL_LEN);
@@ -159,11 +168,15 @@ impl RingReader {
         ))
     }
 
-    /// The next frame the worker published, if any, copied out.
+    /// Looks for frames the worker published since the last look. [`next`](RingReader::next)
+    /// reads only up to there, so that a reader draining one busy worker still gets round to
+    /// the others before their rings fill.
+    pub(crate) fn refresh(&mut self) {
+        self.tail = self.map.control().tail.0.load(Ordering::Acquire);
+    }
+
+    /// The next frame, up to what the last [`refresh`](RingReader::refresh) saw, copied out.
     pub(crate) fn next(&mut self) -> Result<Option<(Tag, Payload)>, FrameError> {
-        if self.head == self.tail {
-            self.tail = self.map.control().tail.0.load(Ordering::Acquire);
-        }
         let available = self.tail.wrapping_sub(self.head);
         if available == 0 {
             return Ok(None);
@@ -198,13 +211,20 @@ impl RingReader {
         Ok(Some((tag, payload)))
     }
 
-    /// Tells the worker how far frames have been consumed, freeing their space.
+    /// Tells the worker how far frames have been consumed, freeing their space, and wakes it if
+    /// it waits for room.
     pub(crate) fn release(&mut self) {
-        self.map
-            .control()
-            .head
-            .0
-            .store(self.head, Ordering::Release);
+        let control = self.map.control();
+        control.head.0.store(self.head, Ordering::Release);
+        // Pairs with the fence in `RingWriter::wait_for_room`: either the worker sees the room
+        // made, or this sees it waiting.
+        fence(Ordering::SeqCst);
+        if control.waiting.0.load(Ordering::Relaxed) == 1
+            && control.waiting.0.swap(0, Ordering::Relaxed) == 1
+        {
+            control.released.0.fetch_add(1, Ordering::Release);
+            sys::futex_wake(&control.released.0);
+        }
     }
 
     /// Asks for a bell with the next frame, before the pool sleeps. Returns whether frames are
@@ -259,6 +279,26 @@ impl RingWriter {
         free(self) >= need
     }
 
+    /// Whether a frame of `len` bytes can ever fit, once the pool has read everything before it.
+    pub(crate) fn could_fit(len: usize) -> bool {
+        len + 2 * HEADER_LEN <= CAPACITY
+    }
+
+    /// Waits, for at most `timeout`, for the pool to make room for a frame of `len` bytes;
+    /// whether there is room. It may return early without room: the caller looks again.
+    pub(crate) fn wait_for_room(&mut self, len: usize, timeout: Duration) -> bool {
+        let seen = self.map.control().released.0.load(Ordering::Acquire);
+        self.map.control().waiting.0.store(1, Ordering::Relaxed);
+        // Pairs with the fence in `RingReader::release`.
+        fence(Ordering::SeqCst);
+        if self.fits(len) {
+            self.map.control().waiting.0.store(0, Ordering::Relaxed);
+            return true;
+        }
+        sys::futex_wait(&self.map.control().released.0, seen, timeout);
+        self.fits(len)
+    }
+
     /// Publishes a frame. The caller checked that it [`fits`](RingWriter::fits), or it is a
     /// header alone, for which `fits` always leaves room.
     pub(crate) fn push(&mut self, frame: &[u8]) {
@@ -311,6 +351,7 @@ mod tests {
             let frame = frame_of(Tag::Value, &payload);
             assert!(writer.fits(frame.len()));
             writer.push(&frame);
+            reader.refresh();
             assert_eq!(
                 reader.next().unwrap(),
                 Some((Tag::Value, Payload::copy_of(&payload)))
@@ -331,6 +372,7 @@ mod tests {
         }
         assert_eq!(pushed, CAPACITY / frame.len());
         writer.push(&frame_of(Tag::ToPipe, &[]));
+        reader.refresh();
         for _ in 0..pushed {
             assert_eq!(reader.next().unwrap().unwrap().0, Tag::Value);
         }
@@ -342,6 +384,33 @@ mod tests {
         assert!(!writer.fits(frame.len()));
         reader.release();
         assert!(writer.fits(frame.len()));
+    }
+
+    #[test]
+    fn a_writer_waits_for_room_until_the_reader_makes_it() {
+        let (mut reader, mut writer) = pair();
+        let frame = frame_of(Tag::Value, &[1; 4000]);
+        while writer.fits(frame.len()) {
+            writer.push(&frame);
+        }
+        assert!(!writer.wait_for_room(frame.len(), Duration::from_millis(1)));
+        let waiter = std::thread::spawn(move || {
+            // Long enough never to time out on a working machine: `release` wakes it.
+            while !writer.wait_for_room(frame.len(), Duration::from_secs(60)) {}
+            writer
+        });
+        reader.refresh();
+        let mut read = 0;
+        while !waiter.is_finished() {
+            if reader.next().unwrap().is_some() {
+                read += 1;
+            }
+            reader.release();
+            std::thread::yield_now();
+        }
+        let mut writer = waiter.join().unwrap();
+        assert!(read >= 1);
+        assert!(writer.fits(4009));
     }
 
     #[test]
@@ -367,12 +436,14 @@ mod tests {
     fn garbage_in_the_ring_is_a_bad_frame() {
         let (mut reader, mut writer) = pair();
         writer.push(&[99; 20]);
+        reader.refresh();
         assert_eq!(reader.next(), Err(FrameError::UnknownTag(99)));
 
         let (mut reader, mut writer) = pair();
         let mut lying = frame_of(Tag::Value, b"abc");
         lying[1] = 200;
         writer.push(&lying);
+        reader.refresh();
         assert!(matches!(reader.next(), Err(FrameError::Truncated { .. })));
 
         let (mut reader, writer) = pair();
@@ -382,6 +453,7 @@ mod tests {
             .tail
             .0
             .store(CAPACITY as u64 * 2, Ordering::Release);
+        reader.refresh();
         assert_eq!(
             reader.next(),
             Err(FrameError::Overfull(CAPACITY as u64 * 2))

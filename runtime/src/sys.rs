@@ -4,6 +4,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -44,6 +45,11 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Held by a thread of ours that forks, and by one that makes a mapping that children must not
+/// inherit ([`map_shared`]): between `mmap` and `madvise`, a fork from another thread would copy
+/// the mapping into a child that has no business with it.
+static FORKING: Mutex<()> = Mutex::new(());
+
 /// Forks the calling process.
 ///
 /// # Safety
@@ -54,8 +60,12 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// and it must end with [`exit_now`], never by returning into code that expects the parent's
 /// threads to exist.
 pub(crate) unsafe fn fork() -> io::Result<Fork> {
+    let forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
     // SAFETY: the caller upholds the contract above, which is `nix::unistd::fork`'s.
-    match unsafe { nix::unistd::fork() }.map_err(io_err)? {
+    let forked = unsafe { nix::unistd::fork() };
+    // In the child too: the lock is a copy there, held by its one thread.
+    drop(forking);
+    match forked.map_err(io_err)? {
         ForkResult::Child => Ok(Fork::Child),
         ForkResult::Parent { child } => Ok(Fork::Parent(child)),
     }
@@ -365,6 +375,7 @@ pub(crate) fn map_shared(
 ) -> io::Result<NonNull<u8>> {
     use nix::sys::mman::{madvise, mmap, MapFlags, MmapAdvise, ProtFlags};
     let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+    let _forking = (!inherit).then(|| FORKING.lock().unwrap_or_else(PoisonError::into_inner));
     // SAFETY: a fresh mapping at an address the kernel picks aliases no Rust object; the caller
     // owns it from here and unmaps it with `unmap`.
     let map = unsafe { mmap(None, len, prot, MapFlags::MAP_SHARED, fd, 0) }.map_err(io_err)?;
@@ -387,4 +398,47 @@ pub(crate) fn map_shared(
 pub(crate) unsafe fn unmap(map: NonNull<u8>, len: NonZeroUsize) {
     // SAFETY: the caller's contract.
     let _ = unsafe { nix::sys::mman::munmap(map.cast(), len.get()) };
+}
+
+/// Sleeps while `word` holds `expected`, for at most `timeout`, or until [`futex_wake`] is called
+/// on it (from any process that maps the same memory). May return early for no reason.
+#[allow(
+    clippy::unnecessary_fallible_conversions,
+    reason = "`c_long` is 32 bits wide on 32-bit targets"
+)]
+pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
+    };
+    // SAFETY: `word` is a live, aligned `u32` for the duration of the call, and the timeout a
+    // valid `timespec`; `FUTEX_WAIT` (not private: the word is in memory shared between
+    // processes) only reads them. Its outcome (woken, timed out, interrupted, or the word had
+    // changed) needs no handling: the caller looks again either way.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &raw const timeout,
+        );
+    }
+}
+
+/// Wakes every process sleeping in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: `word` is a live, aligned `u32`; `FUTEX_WAKE` does not touch its memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+/// Whether every writer of the pipe whose read end is `fd` has closed it.
+pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::empty())];
+    poll_fds(&mut fds, Some(Duration::ZERO)).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|events| events.contains(PollFlags::POLLHUP))
 }

@@ -40,49 +40,45 @@ fn outcomes_switch_between_the_ring_and_the_pipe_within_a_batch() {
     assert_eq!(pool.map(sized, 1..3).unwrap(), [sized(1), sized(2)]);
 }
 
-/// A kilobyte for task `i`. The first task waits for `dir` to be marked `go`; the last task,
-/// `last`, marks it `last`.
-fn kilobyte(dir: &Path, last: u32, i: u32) -> Vec<u8> {
+/// A kilobyte for task `i`. The first task waits for `dir` to be marked `go`; task `mark_at`
+/// marks it `reached`.
+fn kilobyte(dir: &Path, mark_at: u32, i: u32) -> Vec<u8> {
     if i == 0 {
         assert!(wait_for(dir, "go", Duration::from_secs(60)), "no go");
     }
-    if i == last {
-        mark(dir, "last");
+    if i == mark_at {
+        mark(dir, "reached");
     }
     pattern(1000, seed(i))
 }
 
 #[test]
 fn a_pool_that_falls_behind_loses_nothing() {
-    // 300 outcomes of 1 KB: more than the ring holds, less than the ring and a pipe together.
-    // `map_async` hands the batch to the worker and returns; nothing reads the worker's
-    // outcomes until `get`, so the worker fills its ring and goes on through its pipe. (Its
-    // first task waits until `map_async` has returned, so that the pool reads nothing early.)
-    const TASKS: u32 = 300;
+    // 600 outcomes of 1 KB, more than twice what the ring holds. `map_async` hands the batch to
+    // the worker and returns, and nothing reads the worker's outcomes until `get`: the worker
+    // fills its ring and waits for room. (Its first task waits until `map_async` has returned,
+    // so that the pool reads nothing early; task 250 is the last whose outcome surely fits.)
+    const TASKS: u32 = 600;
     let dir = TempDir::new("ring-behind");
     let pool = Pool::builder()
         .workers(1)
         .chunk_size(TASKS as usize)
         .build()
         .unwrap();
-    let inputs = (0..TASKS).map(|i| (dir.path().to_owned(), TASKS - 1, i));
+    let inputs = (0..TASKS).map(|i| (dir.path().to_owned(), 250, i));
     let pending = pool
         .map_async(
-            |(dir, last, i): (PathBuf, u32, u32)| kilobyte(&dir, last, i),
+            |(dir, mark_at, i): (PathBuf, u32, u32)| kilobyte(&dir, mark_at, i),
             inputs,
         )
         .unwrap();
     mark(dir.path(), "go");
-    assert!(
-        wait_for(dir.path(), "last", Duration::from_secs(60)),
-        "the worker stopped before its last task, with the pool asleep"
-    );
+    assert!(wait_for(dir.path(), "reached", Duration::from_secs(60)));
     let outcomes = pending.get().unwrap();
     assert_eq!(outcomes.len(), TASKS as usize);
     for (i, outcome) in (0..TASKS).zip(&outcomes) {
         assert_eq!(*outcome, pattern(1000, seed(i)), "task {i}");
     }
-    // The worker goes back to its ring for the next call.
     assert_eq!(
         pool.map(|x: u32| x + 1, 0..1000).unwrap(),
         (1..1001).collect::<Vec<u32>>()

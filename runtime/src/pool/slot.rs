@@ -62,6 +62,9 @@ pub(super) fn stuck(slot: &mut Slot, kind: ErrorKind) -> ErrorKind {
 pub(super) fn read(slot: &mut Slot, jobs: &mut Jobs, pipe_ready: bool) -> Result<(), String> {
     let mut fill = pipe_ready;
     let done_before = (slot.batches.len(), slot.done);
+    if let Some(ring) = &mut slot.process.ring {
+        ring.refresh();
+    }
     let result = loop {
         match next_outcome(slot) {
             Ok(Some((tag, payload))) => {
@@ -76,7 +79,12 @@ pub(super) fn read(slot: &mut Slot, jobs: &mut Jobs, pipe_ready: bool) -> Result
         if !fill {
             break Ok(());
         }
-        match slot.reader.fill(slot.process.results.as_fd()) {
+        let filled = slot.reader.fill(slot.process.results.as_fd());
+        if let Some(ring) = &mut slot.process.ring {
+            // What the worker published before writing what was just read: see `next_outcome`.
+            ring.refresh();
+        }
+        match filled {
             Ok(Fill::Data) => {}
             // Deliver what came; `poll` says when more does.
             Ok(Fill::Drained) => fill = false,
@@ -122,8 +130,9 @@ fn next_outcome(slot: &mut Slot) -> Result<Option<(Tag, Payload)>, String> {
                 None
             }
             tag if tag.is_outcome() && slot.piped => Some((tag, Payload::copy_of(payload))),
-            // In ring mode, the ring was read after these bytes came; a worker publishes its
-            // switch to the pipe before it writes there, so the switch would have shown.
+            // In ring mode, the ring was read up to what it held after these bytes came (`read`
+            // refreshes it after each fill); a worker publishes its switch to the pipe before
+            // it writes there, so the switch would have shown.
             tag => return Err(format!("an unexpected {tag:?} frame on the pipe")),
         };
         slot.reader.consume();
