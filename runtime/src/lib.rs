@@ -1,11 +1,11 @@
 //! Process-parallel Rust for AWS Lambda: run ordinary functions in forked worker processes, with
-//! arguments and results moved over pipes, so no `/dev/shm` is needed.
+//! arguments and results moved over pipes and `memfd` shared memory, so no `/dev/shm` is needed.
 //!
 //! A worker process isolates what threads cannot: a segfault, an abort or an allocation failure
 //! in one task (often inside a C library) costs that task alone; a stuck task can be killed;
 //! its memory goes back to the operating system when it ends; and libraries that are not
 //! thread-safe can run in parallel. Python's `multiprocessing.Pool` fails on Lambda for want of
-//! `/dev/shm`; this crate uses only `fork`, pipes and a pidfd, which Lambda has.
+//! `/dev/shm`; this crate uses only `fork`, pipes, a pidfd and `memfd_create`, which Lambda has.
 //!
 //! # Example
 //!
@@ -129,6 +129,12 @@
 //! writable file system. Each live worker costs the caller two to four file descriptors (its
 //! pipes, a pidfd, and with the fork server a status pipe), so Lambda's limit of 1024 allows
 //! two hundred workers at once; a pool's descriptors do not grow with the number of tasks.
+//!
+//! A pool worker hands its outcomes back through 256 KiB of shared memory (a `memfd`, mapped by
+//! the worker and the pool), so that a small task costs no system call; a crash still fails only
+//! the task that crashed, because an outcome in shared memory outlives its worker. That memory
+//! counts towards the function's memory once used, like any other. Where `memfd_create` is
+//! refused, outcomes take the pipe, more slowly, and nothing else changes.
 //!
 //! # Safety
 //!
