@@ -1,5 +1,6 @@
 //! How a call runs: its inputs encoded into batches for the engine, its outcomes decoded.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::time::Instant;
 
@@ -53,13 +54,15 @@ impl Pool {
         let chunk = self.chunk_for(core.settings().workers, inputs.size_hint());
         let mut feed = Feed::new(job, task::entry::<F, Args, R>(), chunk, inputs);
         let mut results: Vec<Option<Result<R, Error>>> = Vec::new();
+        let mut arrived = VecDeque::new();
         let mut first_failure: Option<usize> = None;
         loop {
             while (!fail_fast || first_failure.is_none())
                 && core.wants_more()
                 && feed.feed(&mut core)
             {}
-            while let Some((index, outcome)) = core.take_any(job) {
+            core.take_arrived(job, &mut arrived);
+            for (index, outcome) in arrived.drain(..) {
                 let result = decode(name, index, outcome);
                 if result.is_err() && first_failure.is_none_or(|first| index < first) {
                     first_failure = Some(index);
@@ -158,7 +161,7 @@ pub(super) fn decode<R: Wire>(
 ) -> Result<R, Error> {
     let result = match outcome {
         Outcome::Frame(tag, payload) => outcome::decode(tag, &payload),
-        Outcome::Failed(kind) => Err(kind),
+        Outcome::Failed(kind) => Err(*kind),
     };
     result.map_err(|kind| Error::new(name, kind).with_task(index))
 }

@@ -164,7 +164,7 @@ impl Core {
             for index in batch.first..batch.first + batch.count {
                 let outcome = match reader.frame() {
                     Ok(Some((tag, payload))) => Outcome::Frame(tag, Payload::copy_of(payload)),
-                    _ => Outcome::Failed(ErrorKind::Frame("missing outcome".into())),
+                    _ => Outcome::failed(ErrorKind::Frame("missing outcome".into())),
                 };
                 reader.consume();
                 deliver(&mut self.jobs, batch.job, index, outcome);
@@ -183,7 +183,7 @@ impl Core {
                 while let Some(batch) = self.queue.pop_front() {
                     for index in batch.first..batch.first + batch.count {
                         let err = io::Error::new(err.kind(), err.to_string());
-                        let outcome = Outcome::Failed(ErrorKind::Spawn(err));
+                        let outcome = Outcome::failed(ErrorKind::Spawn(err));
                         deliver(&mut self.jobs, batch.job, index, outcome);
                     }
                 }
@@ -334,7 +334,7 @@ impl Core {
         if past_deadline {
             while let Some(batch) = self.queue.pop_front() {
                 for index in batch.first..batch.first + batch.count {
-                    let outcome = Outcome::Failed(ErrorKind::Deadline);
+                    let outcome = Outcome::failed(ErrorKind::Deadline);
                     deliver(&mut self.jobs, batch.job, index, outcome);
                 }
             }
@@ -363,7 +363,7 @@ impl Core {
             return;
         };
         let index = current.first + slot.done;
-        deliver(&mut self.jobs, current.job, index, Outcome::Failed(kind));
+        deliver(&mut self.jobs, current.job, index, Outcome::failed(kind));
         let rest = current.split_off(slot.done + 1);
         let unstarted: Vec<Batch> = rest
             .into_iter()

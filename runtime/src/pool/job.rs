@@ -41,8 +41,14 @@ pub(crate) enum Outcome {
     /// The worker's outcome frame: a value, a panic, a codec failure.
     Frame(Tag, Payload),
     /// No frame: the worker crashed or timed out while running the task, or the task was never
-    /// run.
-    Failed(ErrorKind),
+    /// run. Boxed: it is rare, and outcomes are moved about by the thousand.
+    Failed(Box<ErrorKind>),
+}
+
+impl Outcome {
+    pub(crate) fn failed(kind: ErrorKind) -> Outcome {
+        Outcome::Failed(Box::new(kind))
+    }
 }
 
 /// Consecutive tasks of one job that go to one worker together.
@@ -132,7 +138,7 @@ impl Core {
                 job.outcomes.resize_with(index - job.base + 1, || None);
             }
         }
-        deliver(&mut self.jobs, job, index, Outcome::Failed(kind));
+        deliver(&mut self.jobs, job, index, Outcome::failed(kind));
     }
 
     pub(crate) fn outstanding(&self, job: JobId) -> usize {
@@ -153,6 +159,18 @@ impl Core {
     /// Any outcome that has arrived, for unordered jobs.
     pub(crate) fn take_any(&mut self, job: JobId) -> Option<(usize, Outcome)> {
         self.jobs.get_mut(&job)?.arrived.pop_front()
+    }
+
+    /// Every outcome that has arrived, for unordered jobs, moved to the back of `out`.
+    pub(crate) fn take_arrived(&mut self, job: JobId, out: &mut VecDeque<(usize, Outcome)>) {
+        if let Some(job) = self.jobs.get_mut(&job) {
+            if out.is_empty() {
+                // Trade buffers rather than move each outcome.
+                std::mem::swap(out, &mut job.arrived);
+            } else {
+                out.append(&mut job.arrived);
+            }
+        }
     }
 
     /// Drops a job's queued tasks (they will have no outcome), keeping the job for the outcomes
