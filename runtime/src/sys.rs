@@ -263,6 +263,16 @@ pub(crate) fn write_some(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> 
     }
 }
 
+/// Writes what `fd` takes now of `parts`, in order, with one system call.
+pub(crate) fn write_vectored(fd: BorrowedFd<'_>, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        match nix::sys::uio::writev(fd, parts) {
+            Err(Errno::EINTR) => {}
+            result => return result.map_err(io_err),
+        }
+    }
+}
+
 /// A connected pair of Unix sequenced-packet sockets (each send arrives as one message, with
 /// the descriptors it carries), closing on `exec`.
 pub(crate) fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {

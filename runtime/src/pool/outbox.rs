@@ -1,0 +1,138 @@
+//! The requests a worker has yet to read: the frames of its newest batches, written with
+//! `writev` straight from each batch's arguments rather than copied into a buffer first (for a
+//! large argument, that copy cost as much as the pipe's own).
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::os::fd::BorrowedFd;
+
+use super::job::Batch;
+use crate::frame::{self, BATCH_HEADER_LEN};
+use crate::sys;
+
+/// Batches one `writev` takes at most.
+const BATCHES_PER_WRITE: usize = 4;
+
+/// Which of a worker's batches are not yet wholly on its pipe. The batches themselves stay
+/// where they are, in the worker's queue (newest last), until their outcomes come back.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    /// How many of the queue's batches, counted from the newest, are not wholly on the pipe.
+    unsent: usize,
+    /// How many bytes of the oldest unsent batch's frame are on the pipe.
+    written: usize,
+}
+
+impl Outbox {
+    /// Counts the batch just added to the back of the queue as unsent.
+    pub(super) fn push(&mut self) {
+        self.unsent += 1;
+    }
+
+    /// Whether some batch is not wholly on the pipe yet.
+    pub(super) fn is_pending(&self) -> bool {
+        self.unsent > 0
+    }
+
+    /// Writes what the pipe `fd` takes of the unsent batches of `batches`, without blocking.
+    pub(super) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) {
+        while self.unsent > 0 {
+            let unsent = batches.range(batches.len() - self.unsent..);
+            let mut headers = [[0; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
+            for (header, batch) in headers.iter_mut().zip(unsent.clone()) {
+                *header = frame::batch_header(batch.entry as usize as u64, batch.args.len());
+            }
+            let mut parts = [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
+            let mut used = 0;
+            let mut skip = self.written;
+            for (header, batch) in headers.iter().zip(unsent) {
+                for part in [&header[..], &batch.args[..]] {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                    } else {
+                        parts[used] = IoSlice::new(&part[skip..]);
+                        used += 1;
+                        skip = 0;
+                    }
+                }
+            }
+            match sys::write_vectored(fd, &parts[..used]) {
+                Ok(n) => self.advance(n, batches),
+                // Full (the worker is busy), or EPIPE (the worker is gone, which its pidfd is
+                // about to say): either way, later.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Accounts for `n` more bytes on the pipe.
+    fn advance(&mut self, mut n: usize, batches: &VecDeque<Batch>) {
+        while self.unsent > 0 {
+            let batch = &batches[batches.len() - self.unsent];
+            let left = BATCH_HEADER_LEN + batch.args.len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.unsent -= 1;
+            self.written = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::os::fd::AsFd;
+
+    use crate::frame::{FrameReader, Tag};
+
+    fn entry(batch: &[u8], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(batch)
+    }
+
+    fn batch(len: usize) -> Batch {
+        Batch {
+            job: 0,
+            first: 0,
+            count: 1,
+            entry,
+            args: (0..=250).cycle().take(len).collect(),
+        }
+    }
+
+    /// Frames larger than the pipe go out in pieces, across `writev`s that stop wherever the
+    /// pipe is full, and arrive as the frames `begin` and `finish` would make.
+    #[test]
+    fn partial_writes_deliver_whole_frames() {
+        let (read, write) = sys::pipe().unwrap();
+        sys::set_nonblocking(write.as_fd()).unwrap();
+        sys::set_nonblocking(read.as_fd()).unwrap();
+        let mut batches = VecDeque::from([batch(3)]);
+        let mut outbox = Outbox::default();
+        outbox.push();
+        for len in [300 << 10, 5, 1 << 20, 70 << 10] {
+            batches.push_back(batch(len));
+            outbox.push();
+        }
+        let mut reader = FrameReader::default();
+        let mut frames = Vec::new();
+        while outbox.is_pending() || !reader.is_empty() {
+            outbox.write(write.as_fd(), &batches);
+            reader.fill(read.as_fd()).unwrap();
+            while let Some((tag, payload)) = reader.frame().unwrap() {
+                frames.push((tag, payload.to_vec()));
+                reader.consume();
+            }
+        }
+        assert_eq!(frames.len(), batches.len());
+        for ((tag, payload), batch) in frames.iter().zip(&batches) {
+            let mut want = (batch.entry as usize as u64).to_le_bytes().to_vec();
+            want.extend_from_slice(&batch.args);
+            assert_eq!((*tag, payload.len()), (Tag::Batch, want.len()));
+            assert!(*payload == want);
+        }
+    }
+}
