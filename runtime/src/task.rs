@@ -1,5 +1,6 @@
 //! Functions that a pool can run: [`TaskFn`], and the entry point a pool worker calls for a batch.
 
+use std::cell::Cell;
 use std::io::Write;
 
 use crate::child;
@@ -102,6 +103,17 @@ pub(crate) fn split_args(batch: &[u8]) -> Option<(&[u8], &[u8])> {
     (len <= rest.len()).then(|| rest.split_at(len))
 }
 
+thread_local! {
+    /// The buffer that [`run_each`] encodes outcome frames into, kept from batch to batch: a
+    /// large outcome then lands in pages already mapped, not in fresh ones that fault one by one
+    /// (and are handed back to the system when it is freed, to fault again for the next).
+    static OUTCOME_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest outcome buffer kept for the next batch: enough for large values, and little for
+/// a thread to hold on to (inline pools encode in the caller's thread).
+const KEPT_OUTCOME_BUF: usize = 8 << 20;
+
 fn run_batch<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
     batch: &[u8],
     out: &mut dyn Write,
@@ -119,7 +131,7 @@ fn run_each<Args: Wire, R: Wire>(
     out: &mut dyn Write,
     call: impl Fn(Args) -> R,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::new();
+    let mut buf = OUTCOME_BUF.take();
     while let Some((args, rest)) = split_args(batch) {
         batch = rest;
         buf.clear();
@@ -135,6 +147,9 @@ fn run_each<Args: Wire, R: Wire>(
         // worker, this one is already safe with the parent.
         out.write_all(&buf)?;
     }
+    if buf.capacity() <= KEPT_OUTCOME_BUF {
+        OUTCOME_BUF.set(buf);
+    }
     Ok(())
 }
 
@@ -145,4 +160,24 @@ pub(crate) fn worker_entry<W: Worker>() -> Entry {
 
 fn run_worker<W: Worker>(batch: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
     run_each::<W::Args, W::Output>(batch, out, W::call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch after a larger one gets its own outcome and nothing of the one before, though
+    /// the buffer is the same.
+    #[test]
+    fn outcome_buffer_kept_between_batches_starts_empty() {
+        for len in [1 << 20, 3, 0] {
+            let mut batch = Vec::new();
+            append_args(&(vec![5_u8; len],), &mut batch).unwrap();
+            let mut out = Vec::new();
+            run_each(&batch, &mut out, |(value,): (Vec<u8>,)| value).unwrap();
+            let mut want = Vec::new();
+            child::append_outcome(|| vec![5_u8; len], &mut want);
+            assert!(out == want, "outcome of a {len}-byte value");
+        }
+    }
 }
