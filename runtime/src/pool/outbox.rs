@@ -3,7 +3,7 @@
 //! large argument, that copy cost as much as the pipe's own).
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
+use std::io::{self, ErrorKind, IoSlice};
 use std::os::fd::BorrowedFd;
 
 use super::job::Batch;
@@ -13,6 +13,10 @@ use crate::sys;
 /// Batches one `writev` takes at most.
 const BATCHES_PER_WRITE: usize = 4;
 
+/// The smallest arguments that are lent to the pipe rather than copied into it: below this,
+/// the copy costs less than pinning the pages.
+const LEND_MIN: usize = 64 << 10;
+
 /// Which of a worker's batches are not yet wholly on its pipe. The batches themselves stay
 /// where they are, in the worker's queue (newest last), until their outcomes come back.
 #[derive(Debug, Default)]
@@ -21,6 +25,8 @@ pub(super) struct Outbox {
     unsent: usize,
     /// How many bytes of the oldest unsent batch's frame are on the pipe.
     written: usize,
+    /// Whether the pipe refused lent pages once: from then on, everything is copied.
+    copy_only: bool,
 }
 
 impl Outbox {
@@ -37,32 +43,60 @@ impl Outbox {
     /// Writes what the pipe `fd` takes of the unsent batches of `batches`, without blocking.
     pub(super) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) {
         while self.unsent > 0 {
-            let unsent = batches.range(batches.len() - self.unsent..);
-            let mut headers = [[0; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
-            for (header, batch) in headers.iter_mut().zip(unsent.clone()) {
-                *header = frame::batch_header(batch.entry as usize as u64, batch.args.len());
-            }
-            let mut parts = [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
-            let mut used = 0;
-            let mut skip = self.written;
-            for (header, batch) in headers.iter().zip(unsent) {
-                for part in [&header[..], &batch.args[..]] {
-                    if skip >= part.len() {
-                        skip -= part.len();
-                    } else {
-                        parts[used] = IoSlice::new(&part[skip..]);
-                        used += 1;
-                        skip = 0;
-                    }
-                }
-            }
-            match sys::write_vectored(fd, &parts[..used]) {
+            let first = &batches[batches.len() - self.unsent];
+            let wrote = if self.written >= BATCH_HEADER_LEN && self.lends(first) {
+                sys::lend_to_pipe(fd, &first.args[self.written - BATCH_HEADER_LEN..])
+            } else {
+                self.write_copies(fd, batches)
+            };
+            match wrote {
                 Ok(n) => self.advance(n, batches),
                 // Full (the worker is busy), or EPIPE (the worker is gone, which its pidfd is
                 // about to say): either way, later.
-                Err(_) => return,
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::BrokenPipe) => {
+                    return;
+                }
+                // The pipe does not take lent pages here (vmsplice is filtered, say): copy.
+                Err(_) => self.copy_only = true,
             }
         }
+    }
+
+    /// Whether `batch`'s arguments go to the pipe as lent pages rather than copies. Its pages
+    /// stay unchanged until the worker has read them: a batch stays in the slot's queue, as it
+    /// was, until its outcomes have come back, and they come after the worker read it whole.
+    fn lends(&self, batch: &Batch) -> bool {
+        !self.copy_only && batch.args.len() >= LEND_MIN
+    }
+
+    /// Writes (copies) what the pipe takes of the unsent batches, up to the arguments of the
+    /// first batch whose arguments are lent instead.
+    fn write_copies(&self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) -> io::Result<usize> {
+        let unsent = batches.range(batches.len() - self.unsent..);
+        let mut headers = [[0; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
+        for (header, batch) in headers.iter_mut().zip(unsent.clone()) {
+            *header = frame::batch_header(batch.entry as usize as u64, batch.args.len());
+        }
+        let mut parts = [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
+        let mut used = 0;
+        let mut skip = self.written;
+        for (header, batch) in headers.iter().zip(unsent) {
+            let lent = self.lends(batch);
+            let args: &[u8] = if lent { &[] } else { &batch.args };
+            for part in [&header[..], args] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                } else {
+                    parts[used] = IoSlice::new(&part[skip..]);
+                    used += 1;
+                    skip = 0;
+                }
+            }
+            if lent {
+                break;
+            }
+        }
+        sys::write_vectored(fd, &parts[..used])
     }
 
     /// Accounts for `n` more bytes on the pipe.
@@ -87,7 +121,7 @@ mod tests {
 
     use std::os::fd::AsFd;
 
-    use crate::frame::{FrameReader, Tag};
+    use crate::frame::{Fill, FrameReader, Tag};
 
     fn entry(batch: &[u8], out: &mut dyn std::io::Write) -> std::io::Result<()> {
         out.write_all(batch)
@@ -103,25 +137,25 @@ mod tests {
         }
     }
 
-    /// Frames larger than the pipe go out in pieces, across `writev`s that stop wherever the
-    /// pipe is full, and arrive as the frames `begin` and `finish` would make.
-    #[test]
-    fn partial_writes_deliver_whole_frames() {
-        let (read, write) = sys::pipe().unwrap();
-        sys::set_nonblocking(write.as_fd()).unwrap();
-        sys::set_nonblocking(read.as_fd()).unwrap();
+    /// Sends batches of many sizes from `write` to `read` (both non-blocking) and checks that
+    /// they arrive as the frames `begin` and `finish` would make. Whatever is larger than the
+    /// buffer between the two goes out in pieces, across writes that stop where it is full.
+    fn delivers_whole_frames(read: BorrowedFd<'_>, write: BorrowedFd<'_>) -> Outbox {
         let mut batches = VecDeque::from([batch(3)]);
         let mut outbox = Outbox::default();
         outbox.push();
-        for len in [300 << 10, 5, 1 << 20, 70 << 10] {
+        for len in [300 << 10, 5, 1 << 20, LEND_MIN, LEND_MIN - 1, 70 << 10, 9] {
             batches.push_back(batch(len));
             outbox.push();
         }
         let mut reader = FrameReader::default();
         let mut frames = Vec::new();
-        while outbox.is_pending() || !reader.is_empty() {
-            outbox.write(write.as_fd(), &batches);
-            reader.fill(read.as_fd()).unwrap();
+        loop {
+            outbox.write(write, &batches);
+            let fill = reader.fill(read).unwrap();
+            if !outbox.is_pending() && fill == Fill::WouldBlock {
+                break;
+            }
             while let Some((tag, payload)) = reader.frame().unwrap() {
                 frames.push((tag, payload.to_vec()));
                 reader.consume();
@@ -134,5 +168,25 @@ mod tests {
             assert_eq!((*tag, payload.len()), (Tag::Batch, want.len()));
             assert!(*payload == want);
         }
+        outbox
+    }
+
+    #[test]
+    fn lends_large_arguments_to_a_pipe() {
+        let (read, write) = sys::pipe().unwrap();
+        sys::set_nonblocking(write.as_fd()).unwrap();
+        sys::set_nonblocking(read.as_fd()).unwrap();
+        let outbox = delivers_whole_frames(read.as_fd(), write.as_fd());
+        assert!(!outbox.copy_only);
+    }
+
+    #[test]
+    fn copies_where_pages_cannot_be_lent() {
+        // vmsplice(2) takes only pipes.
+        let (read, write) = std::os::unix::net::UnixStream::pair().unwrap();
+        write.set_nonblocking(true).unwrap();
+        read.set_nonblocking(true).unwrap();
+        let outbox = delivers_whole_frames(read.as_fd(), write.as_fd());
+        assert!(outbox.copy_only);
     }
 }
