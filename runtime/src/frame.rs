@@ -96,27 +96,6 @@ pub(crate) fn batch_header(entry: u64, args_len: usize) -> [u8; BATCH_HEADER_LEN
     header
 }
 
-/// A frame's payload, owned: the bytes of `buf` from `start` on.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Payload {
-    buf: Vec<u8>,
-    start: usize,
-}
-
-impl From<Vec<u8>> for Payload {
-    fn from(buf: Vec<u8>) -> Self {
-        Payload { buf, start: 0 }
-    }
-}
-
-impl std::ops::Deref for Payload {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
 /// Collects frames from a pipe as bytes arrive.
 #[derive(Debug, Default)]
 pub(crate) struct FrameReader {
@@ -200,26 +179,6 @@ impl FrameReader {
         }
     }
 
-    /// Takes the first complete frame out, as [`FrameReader::frame`] and
-    /// [`FrameReader::consume`] would, but with its payload owned. A payload that ends the bytes
-    /// read so far and fills at least half the buffer (a large value) takes the buffer along
-    /// instead of a copy; the reader goes on with a new buffer of the same capacity.
-    pub(crate) fn take_frame(&mut self) -> Result<Option<(Tag, Payload)>, FrameError> {
-        let Some((tag, payload)) = self.frame()? else {
-            return Ok(None);
-        };
-        let (body, len) = (self.start + HEADER_LEN, payload.len());
-        if body + len < self.buf.len() || len < self.buf.capacity() / 2 {
-            let payload = Payload::from(payload.to_vec());
-            self.start = body + len;
-            return Ok(Some((tag, payload)));
-        }
-        let fresh = Vec::with_capacity(self.buf.capacity());
-        let buf = std::mem::replace(&mut self.buf, fresh);
-        self.start = 0;
-        Ok(Some((tag, Payload { buf, start: body })))
-    }
-
     /// Why the bytes so far are not a frame, once no more will come.
     pub(crate) fn incomplete(&self) -> FrameError {
         match self.header() {
@@ -292,46 +251,6 @@ mod tests {
         finish(&mut buf, start);
         let header = batch_header(0x0123_4567_89ab_cdef, 4);
         assert_eq!(buf[..BATCH_HEADER_LEN], header);
-    }
-
-    fn frame_of(tag: Tag, payload: &[u8]) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let start = begin(&mut buf, tag);
-        buf.extend_from_slice(payload);
-        finish(&mut buf, start);
-        buf
-    }
-
-    #[test]
-    fn takes_frames_out_owned() {
-        let large = vec![7; 1000];
-        let mut bytes = frame_of(Tag::Value, b"small");
-        bytes.extend(frame_of(Tag::Panic, &large));
-        let mut reader = reader_with(&bytes);
-        let (tag, payload) = reader.take_frame().unwrap().unwrap();
-        assert_eq!((tag, &payload[..]), (Tag::Value, &b"small"[..]));
-        // The large frame ends the buffer: the buffer goes with it, and the reader is empty.
-        let (tag, payload) = reader.take_frame().unwrap().unwrap();
-        assert_eq!((tag, &payload[..]), (Tag::Panic, &large[..]));
-        assert_eq!(payload.buf, bytes);
-        assert!(reader.is_empty());
-        assert_eq!(reader.take_frame(), Ok(None));
-    }
-
-    #[test]
-    fn takes_a_large_frame_out_before_the_next_one() {
-        let large = vec![7; 1000];
-        let mut bytes = frame_of(Tag::Value, &large);
-        let next = frame_of(Tag::Value, b"next");
-        bytes.extend_from_slice(&next[..5]);
-        let mut reader = reader_with(&bytes);
-        let (_, payload) = reader.take_frame().unwrap().unwrap();
-        assert_eq!(&payload[..], &large[..]);
-        assert_eq!(reader.take_frame(), Ok(None));
-        assert_eq!(
-            reader.incomplete(),
-            FrameError::Truncated { have: 5, want: 9 }
-        );
     }
 
     #[test]

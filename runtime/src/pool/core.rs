@@ -162,7 +162,7 @@ impl Core {
             let mut reader = FrameReader::from_bytes(out);
             for index in batch.first..batch.first + batch.count {
                 let outcome = match reader.frame() {
-                    Ok(Some((tag, payload))) => Outcome::Frame(tag, payload.to_vec().into()),
+                    Ok(Some((tag, payload))) => Outcome::Frame(tag, payload.to_vec()),
                     _ => Outcome::Failed(ErrorKind::Frame("missing outcome".into())),
                 };
                 reader.consume();

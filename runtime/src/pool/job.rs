@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::core::Core;
 use crate::error::ErrorKind;
-use crate::frame::{Payload, Tag};
+use crate::frame::Tag;
 use crate::task::{self, Entry};
 
 pub(crate) type JobId = u64;
@@ -13,7 +13,7 @@ pub(crate) type JobId = u64;
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// The worker's outcome frame: a value, a panic, a codec failure.
-    Frame(Tag, Payload),
+    Frame(Tag, Vec<u8>),
     /// No frame: the worker crashed or timed out while running the task, or the task was never
     /// run.
     Failed(ErrorKind),

@@ -60,7 +60,7 @@ pub(super) fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<()
     loop {
         let done_before = (slot.batches.len(), slot.done);
         loop {
-            let (tag, payload) = match slot.reader.take_frame() {
+            let (tag, payload) = match slot.reader.frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(err) => return Err(err.to_string()),
@@ -69,7 +69,8 @@ pub(super) fn read(slot: &mut Slot, jobs: &mut HashMap<JobId, Job>) -> Result<()
                 return Err("an outcome arrived for no task".into());
             };
             let (job, index, count) = (batch.job, batch.first + slot.done, batch.count);
-            deliver(jobs, job, index, Outcome::Frame(tag, payload));
+            deliver(jobs, job, index, Outcome::Frame(tag, payload.to_vec()));
+            slot.reader.consume();
             slot.done += 1;
             if slot.done == count {
                 slot.batches.pop_front();
