@@ -1,6 +1,8 @@
-//! The requests a worker has yet to read: the frames of its newest batches, written with
-//! `writev` straight from each batch's arguments rather than copied into a buffer first (for a
-//! large argument, that copy cost as much as the pipe's own).
+//! The requests a worker has yet to read: the frames of its newest batches, sent straight from
+//! each batch's arguments rather than copied into a buffer first (for a large argument, that
+//! copy cost as much as the pipe's own). Headers and small arguments are written with `writev`;
+//! large arguments are lent to the pipe page by page (`vmsplice`), so the worker's read is the
+//! only copy they make.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IoSlice};
@@ -13,8 +15,9 @@ use crate::sys;
 /// Batches one `writev` takes at most.
 const BATCHES_PER_WRITE: usize = 4;
 
-/// The smallest arguments that are lent to the pipe rather than copied into it: below this,
-/// the copy costs less than pinning the pages.
+/// The smallest arguments that are lent to the pipe rather than copied into it. Smaller ones
+/// go in the same `writev` as their header (one system call, not two), and a copy of a few
+/// pages costs little.
 const LEND_MIN: usize = 64 << 10;
 
 /// Which of a worker's batches are not yet wholly on its pipe. The batches themselves stay
