@@ -186,6 +186,19 @@ impl fmt::Debug for Payload {
     }
 }
 
+/// The length of a [`Tag::Batch`] frame's header and the entry address that starts its payload.
+pub(crate) const BATCH_HEADER_LEN: usize = HEADER_LEN + 8;
+
+/// What precedes a batch's arguments on the wire: the same bytes as [`begin`], the entry's
+/// address and [`finish`] would write, so that the arguments can be sent from where they are.
+pub(crate) fn batch_header(entry: u64, args_len: usize) -> [u8; BATCH_HEADER_LEN] {
+    let mut header = [0; BATCH_HEADER_LEN];
+    header[0] = Tag::Batch as u8;
+    header[1..HEADER_LEN].copy_from_slice(&(8 + args_len as u64).to_le_bytes());
+    header[HEADER_LEN..].copy_from_slice(&entry.to_le_bytes());
+    header
+}
+
 /// Collects frames from a pipe as bytes arrive.
 #[derive(Debug, Default)]
 pub(crate) struct FrameReader {
@@ -323,6 +336,17 @@ mod tests {
             reader.incomplete(),
             FrameError::Truncated { have: 11, want: 12 }
         );
+    }
+
+    #[test]
+    fn batch_header_is_what_begin_and_finish_write() {
+        let mut buf = Vec::new();
+        let start = begin(&mut buf, Tag::Batch);
+        buf.extend_from_slice(&0x0123_4567_89ab_cdef_u64.to_le_bytes());
+        buf.extend_from_slice(b"args");
+        finish(&mut buf, start);
+        let header = batch_header(0x0123_4567_89ab_cdef, 4);
+        assert_eq!(buf[..BATCH_HEADER_LEN], header);
     }
 
     #[test]

@@ -203,6 +203,7 @@ pub(crate) fn serve(
             ring: ring.and_then(|fd| RingWriter::map(&fd).ok()),
             piped: true,
             requests: requests.as_fd(),
+            buffer: Vec::new(),
         };
         let mut reader = FrameReader::default();
         loop {
@@ -244,12 +245,28 @@ struct Outlet<'a> {
     piped: bool,
     /// The request pipe, whose hang-up says that the pool is gone.
     requests: BorrowedFd<'a>,
+    /// The buffer that outcomes are encoded into, kept from batch to batch.
+    buffer: Vec<u8>,
 }
+
+/// The largest outcome buffer a worker keeps for its next batch: enough for large values, and
+/// little to hold on to.
+const KEPT_BUFFER: usize = 8 << 20;
 
 /// How long a worker waits for room in its ring before it checks that its pool still exists.
 const PATIENCE: Duration = Duration::from_millis(100);
 
 impl Sink for Outlet<'_> {
+    fn buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buffer)
+    }
+
+    fn keep(&mut self, buffer: Vec<u8>) {
+        if buffer.capacity() <= KEPT_BUFFER {
+            self.buffer = buffer;
+        }
+    }
+
     fn outcome(&mut self, frame: &[u8]) -> io::Result<()> {
         let Some(ring) = &mut self.ring else {
             return self.pipe.write_all(frame);

@@ -275,6 +275,42 @@ pub(crate) fn write_some(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> 
     }
 }
 
+/// Writes what `fd` takes now of `parts`, in order, with one system call.
+pub(crate) fn write_vectored(fd: BorrowedFd<'_>, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        match nix::sys::uio::writev(fd, parts) {
+            Err(Errno::EINTR) => {}
+            result => return result.map_err(io_err),
+        }
+    }
+}
+
+/// Lends the pipe `fd` the pages that hold `bytes`, as far as it has room now, instead of
+/// copying them into it (`vmsplice(2)`); returns how many bytes it took. The reader copies
+/// them from those very pages when it reads them, so until then the caller must leave the
+/// bytes as they are: not written, and not freed (the allocator could hand the memory out and
+/// it would be written). Once the reader cannot read them any more (it has, or it is gone),
+/// they are the caller's again: the pipe's references only keep the pages alive.
+pub(crate) fn lend_to_pipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    loop {
+        // SAFETY: `iov` describes `bytes`, readable memory for the length of the call. Without
+        // `SPLICE_F_GIFT` the kernel never writes to the pages: it only takes references.
+        let lent =
+            unsafe { libc::vmsplice(fd.as_raw_fd(), &raw const iov, 1, libc::SPLICE_F_NONBLOCK) };
+        match usize::try_from(lent) {
+            Ok(lent) => return Ok(lent),
+            Err(_) => match io::Error::last_os_error() {
+                err if err.kind() == io::ErrorKind::Interrupted => {}
+                err => return Err(err),
+            },
+        }
+    }
+}
+
 /// A connected pair of Unix sequenced-packet sockets (each send arrives as one message, with
 /// the descriptors it carries), closing on `exec`.
 pub(crate) fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {

@@ -64,6 +64,19 @@ pub(crate) trait Sink {
     /// Hands over one whole outcome frame. When this returns, the frame is the parent's even if
     /// the worker dies at once.
     fn outcome(&mut self, frame: &[u8]) -> std::io::Result<()>;
+
+    /// A buffer to encode a batch's outcome frames into, handed back with
+    /// [`keep`](Sink::keep) after the batch. A worker keeps one from batch to batch: a large
+    /// outcome then lands in pages already mapped, rather than in fresh ones that fault one by
+    /// one (and go back to the system when freed, to fault again for the next).
+    fn buffer(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Takes back the buffer that [`buffer`](Sink::buffer) lent.
+    fn keep(&mut self, buffer: Vec<u8>) {
+        drop(buffer);
+    }
 }
 
 /// Collects the frames, for a pool that runs tasks in the caller's thread.
@@ -132,7 +145,7 @@ fn run_each<Args: Wire, R: Wire>(
     out: &mut dyn Sink,
     call: impl Fn(Args) -> R,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::new();
+    let mut buf = out.buffer();
     while let Some((args, rest)) = split_args(batch) {
         batch = rest;
         buf.clear();
@@ -148,6 +161,7 @@ fn run_each<Args: Wire, R: Wire>(
         // worker, this one is already safe with the parent.
         out.outcome(&buf)?;
     }
+    out.keep(buf);
     Ok(())
 }
 
@@ -158,4 +172,48 @@ pub(crate) fn worker_entry<W: Worker>() -> Entry {
 
 fn run_worker<W: Worker>(batch: &[u8], out: &mut dyn Sink) -> std::io::Result<()> {
     run_each::<W::Args, W::Output>(batch, out, W::call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps the buffer it lends, as a pool worker does.
+    #[derive(Default)]
+    struct Keeping {
+        frames: Vec<u8>,
+        kept: Option<Vec<u8>>,
+    }
+
+    impl Sink for Keeping {
+        fn outcome(&mut self, frame: &[u8]) -> std::io::Result<()> {
+            self.frames.extend_from_slice(frame);
+            Ok(())
+        }
+
+        fn buffer(&mut self) -> Vec<u8> {
+            self.kept.take().unwrap_or_default()
+        }
+
+        fn keep(&mut self, buffer: Vec<u8>) {
+            self.kept = Some(buffer);
+        }
+    }
+
+    /// A batch after a larger one gets its own outcome and nothing of the one before, though
+    /// the buffer is the same.
+    #[test]
+    fn outcome_buffer_kept_between_batches_starts_empty() {
+        let mut sink = Keeping::default();
+        for len in [1 << 20, 3, 0] {
+            let mut batch = Vec::new();
+            append_args(&(vec![5_u8; len],), &mut batch).unwrap();
+            sink.frames.clear();
+            run_each(&batch, &mut sink, |(value,): (Vec<u8>,)| value).unwrap();
+            let mut want = Vec::new();
+            child::append_outcome(|| vec![5_u8; len], &mut want);
+            assert!(sink.frames == want, "outcome of a {len}-byte value");
+            assert!(sink.kept.as_ref().unwrap().capacity() >= 1 << 20);
+        }
+    }
 }

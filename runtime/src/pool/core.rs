@@ -11,9 +11,10 @@ use std::os::fd::{AsFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::job::{deliver, Batch, JobId, Jobs, Outcome};
+use super::outbox::Outbox;
 use super::slot::{crash, read, stuck, write, Slot};
 use crate::error::ErrorKind;
-use crate::frame::{self, FrameReader, Payload, Tag};
+use crate::frame::{FrameReader, Payload};
 use crate::process::PoolProcess;
 use crate::sys::{self, Interest};
 
@@ -94,8 +95,7 @@ impl Core {
         self.slots.push(Slot {
             process,
             reader: FrameReader::default(),
-            out: Vec::new(),
-            written: 0,
+            out: Outbox::default(),
             batches: VecDeque::new(),
             done: 0,
             started: Instant::now(),
@@ -222,12 +222,8 @@ impl Core {
                         slot.started = Instant::now();
                     }
                     slot.assigned += batch.count;
-                    let header = frame::begin(&mut slot.out, Tag::Batch);
-                    let entry = batch.entry as usize as u64;
-                    slot.out.extend_from_slice(&entry.to_le_bytes());
-                    slot.out.extend_from_slice(&batch.args);
-                    frame::finish(&mut slot.out, header);
                     slot.batches.push_back(batch);
+                    slot.out.push();
                 }
             }
         }
@@ -266,7 +262,7 @@ impl Core {
         for slot in &self.slots {
             fds.push((slot.process.results.as_fd(), Interest::Read));
             fds.push((slot.process.child.pidfd.as_fd(), Interest::Read));
-            if slot.written < slot.out.len() {
+            if slot.out.is_pending() {
                 fds.push((slot.process.requests.as_fd(), Interest::Write));
             } else {
                 // Nothing to write: the pidfd again keeps every slot at three entries.

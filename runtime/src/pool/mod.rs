@@ -5,6 +5,7 @@ mod call;
 mod core;
 mod handles;
 mod job;
+mod outbox;
 mod slot;
 
 use std::fmt;

@@ -5,20 +5,19 @@ use std::os::fd::AsFd;
 use std::time::Instant;
 
 use super::job::{deliver, Batch, Jobs, Outcome};
+use super::outbox::Outbox;
 use crate::error::ErrorKind;
 use crate::frame::{Fill, FrameReader, Payload, Tag};
 use crate::outcome;
 use crate::process::PoolProcess;
-use crate::sys;
 
 /// One live worker process and what it is doing.
 #[derive(Debug)]
 pub(super) struct Slot {
     pub(super) process: PoolProcess,
     pub(super) reader: FrameReader,
-    /// Request bytes not yet written to the worker's pipe, from `written` on.
-    pub(super) out: Vec<u8>,
-    pub(super) written: usize,
+    /// Which of `batches` are not yet wholly written to the worker's pipe.
+    pub(super) out: Outbox,
     /// Batches sent to this worker, oldest first; outcomes arrive in this order.
     pub(super) batches: VecDeque<Batch>,
     /// Outcomes received for the oldest batch.
@@ -164,14 +163,5 @@ fn deliver_next(
 
 /// Writes what the pipe takes of a worker's pending requests, without blocking.
 pub(super) fn write(slot: &mut Slot) {
-    while slot.written < slot.out.len() {
-        match sys::write_some(slot.process.requests.as_fd(), &slot.out[slot.written..]) {
-            Ok(n) => slot.written += n,
-            // Full (the worker is busy), or EPIPE (the worker is gone, which its pidfd is about
-            // to say): either way, later.
-            Err(_) => return,
-        }
-    }
-    slot.out.clear();
-    slot.written = 0;
+    slot.out.write(slot.process.requests.as_fd(), &slot.batches);
 }

@@ -1,0 +1,195 @@
+//! The requests a worker has yet to read: the frames of its newest batches, sent straight from
+//! each batch's arguments rather than copied into a buffer first (for a large argument, that
+//! copy cost as much as the pipe's own). Headers and small arguments are written with `writev`;
+//! large arguments are lent to the pipe page by page (`vmsplice`), so the worker's read is the
+//! only copy they make.
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, IoSlice};
+use std::os::fd::BorrowedFd;
+
+use super::job::Batch;
+use crate::frame::{self, BATCH_HEADER_LEN};
+use crate::sys;
+
+/// Batches one `writev` takes at most.
+const BATCHES_PER_WRITE: usize = 4;
+
+/// The smallest arguments that are lent to the pipe rather than copied into it. Smaller ones
+/// go in the same `writev` as their header (one system call, not two), and a copy of a few
+/// pages costs little.
+const LEND_MIN: usize = 64 << 10;
+
+/// Which of a worker's batches are not yet wholly on its pipe. The batches themselves stay
+/// where they are, in the worker's queue (newest last), until their outcomes come back.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    /// How many of the queue's batches, counted from the newest, are not wholly on the pipe.
+    unsent: usize,
+    /// How many bytes of the oldest unsent batch's frame are on the pipe.
+    written: usize,
+    /// Whether the pipe refused lent pages once: from then on, everything is copied.
+    copy_only: bool,
+}
+
+impl Outbox {
+    /// Counts the batch just added to the back of the queue as unsent.
+    pub(super) fn push(&mut self) {
+        self.unsent += 1;
+    }
+
+    /// Whether some batch is not wholly on the pipe yet.
+    pub(super) fn is_pending(&self) -> bool {
+        self.unsent > 0
+    }
+
+    /// Writes what the pipe `fd` takes of the unsent batches of `batches`, without blocking.
+    pub(super) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) {
+        while self.unsent > 0 {
+            let first = &batches[batches.len() - self.unsent];
+            let wrote = if self.written >= BATCH_HEADER_LEN && self.lends(first) {
+                sys::lend_to_pipe(fd, &first.args[self.written - BATCH_HEADER_LEN..])
+            } else {
+                self.write_copies(fd, batches)
+            };
+            match wrote {
+                Ok(n) => self.advance(n, batches),
+                // Full (the worker is busy), or EPIPE (the worker is gone, which its pidfd is
+                // about to say): either way, later.
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::BrokenPipe) => {
+                    return;
+                }
+                // The pipe does not take lent pages here (vmsplice is filtered, say): copy.
+                Err(_) => self.copy_only = true,
+            }
+        }
+    }
+
+    /// Whether `batch`'s arguments go to the pipe as lent pages rather than copies. Its pages
+    /// stay unchanged until the worker has read them: a batch stays in the slot's queue, as it
+    /// was, until its outcomes have come back, and they come after the worker read it whole.
+    fn lends(&self, batch: &Batch) -> bool {
+        !self.copy_only && batch.args.len() >= LEND_MIN
+    }
+
+    /// Writes (copies) what the pipe takes of the unsent batches, up to the arguments of the
+    /// first batch whose arguments are lent instead.
+    fn write_copies(&self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) -> io::Result<usize> {
+        let unsent = batches.range(batches.len() - self.unsent..);
+        let mut headers = [[0; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
+        for (header, batch) in headers.iter_mut().zip(unsent.clone()) {
+            *header = frame::batch_header(batch.entry as usize as u64, batch.args.len());
+        }
+        let mut parts = [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
+        let mut used = 0;
+        let mut skip = self.written;
+        for (header, batch) in headers.iter().zip(unsent) {
+            let lent = self.lends(batch);
+            let args: &[u8] = if lent { &[] } else { &batch.args };
+            for part in [&header[..], args] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                } else {
+                    parts[used] = IoSlice::new(&part[skip..]);
+                    used += 1;
+                    skip = 0;
+                }
+            }
+            if lent {
+                break;
+            }
+        }
+        sys::write_vectored(fd, &parts[..used])
+    }
+
+    /// Accounts for `n` more bytes on the pipe.
+    fn advance(&mut self, mut n: usize, batches: &VecDeque<Batch>) {
+        while self.unsent > 0 {
+            let batch = &batches[batches.len() - self.unsent];
+            let left = BATCH_HEADER_LEN + batch.args.len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.unsent -= 1;
+            self.written = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::os::fd::AsFd;
+
+    use crate::frame::{Fill, FrameReader, Tag};
+
+    fn entry(batch: &[u8], out: &mut dyn crate::task::Sink) -> std::io::Result<()> {
+        out.outcome(batch)
+    }
+
+    fn batch(len: usize) -> Batch {
+        Batch {
+            job: 0,
+            first: 0,
+            count: 1,
+            entry,
+            args: (0..=250).cycle().take(len).collect(),
+        }
+    }
+
+    /// Sends batches of many sizes from `write` to `read` (both non-blocking) and checks that
+    /// they arrive as the frames `begin` and `finish` would make. Whatever is larger than the
+    /// buffer between the two goes out in pieces, across writes that stop where it is full.
+    fn delivers_whole_frames(read: BorrowedFd<'_>, write: BorrowedFd<'_>) -> Outbox {
+        let mut batches = VecDeque::from([batch(3)]);
+        let mut outbox = Outbox::default();
+        outbox.push();
+        for len in [300 << 10, 5, 1 << 20, LEND_MIN, LEND_MIN - 1, 70 << 10, 9] {
+            batches.push_back(batch(len));
+            outbox.push();
+        }
+        let mut reader = FrameReader::default();
+        let mut frames = Vec::new();
+        loop {
+            outbox.write(write, &batches);
+            let fill = reader.fill(read).unwrap();
+            if !outbox.is_pending() && fill == Fill::WouldBlock {
+                break;
+            }
+            while let Some((tag, payload)) = reader.frame().unwrap() {
+                frames.push((tag, payload.to_vec()));
+                reader.consume();
+            }
+        }
+        assert_eq!(frames.len(), batches.len());
+        for ((tag, payload), batch) in frames.iter().zip(&batches) {
+            let mut want = (batch.entry as usize as u64).to_le_bytes().to_vec();
+            want.extend_from_slice(&batch.args);
+            assert_eq!((*tag, payload.len()), (Tag::Batch, want.len()));
+            assert!(*payload == want);
+        }
+        outbox
+    }
+
+    #[test]
+    fn lends_large_arguments_to_a_pipe() {
+        let (read, write) = sys::pipe().unwrap();
+        sys::set_nonblocking(write.as_fd()).unwrap();
+        sys::set_nonblocking(read.as_fd()).unwrap();
+        let outbox = delivers_whole_frames(read.as_fd(), write.as_fd());
+        assert!(!outbox.copy_only);
+    }
+
+    #[test]
+    fn copies_where_pages_cannot_be_lent() {
+        // vmsplice(2) takes only pipes.
+        let (read, write) = std::os::unix::net::UnixStream::pair().unwrap();
+        write.set_nonblocking(true).unwrap();
+        read.set_nonblocking(true).unwrap();
+        let outbox = delivers_whole_frames(read.as_fd(), write.as_fd());
+        assert!(outbox.copy_only);
+    }
+}
