@@ -175,6 +175,12 @@ impl RingReader {
         self.tail = self.map.control().tail.0.load(Ordering::Acquire);
     }
 
+    /// Whether the worker has published frames not yet read, without asking for a bell.
+    pub(crate) fn pending(&mut self) -> bool {
+        self.refresh();
+        self.tail != self.head
+    }
+
     /// The next frame, up to what the last [`refresh`](RingReader::refresh) saw, copied out.
     pub(crate) fn next(&mut self) -> Result<Option<(Tag, Payload)>, FrameError> {
         let available = self.tail.wrapping_sub(self.head);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::job::{deliver, Batch, JobId, Jobs, Outcome};
 use super::outbox::Outbox;
-use super::slot::{crash, read, stuck, write, Slot};
+use super::slot::{crash, linger, read, stuck, write, Slot, LINGER};
 use crate::error::ErrorKind;
 use crate::frame::{FrameReader, Payload};
 use crate::process::PoolProcess;
@@ -43,6 +43,11 @@ pub(crate) struct Core {
     closed: bool,
     /// Scratch space for `poll`.
     ready: Vec<bool>,
+    /// Whether outcomes have lately come within [`LINGER`] of a wait: then the next wait spins
+    /// for that long before it sleeps. Never on a single CPU, where the spin would only keep
+    /// the worker it waits for from running.
+    lingering: bool,
+    may_linger: bool,
 }
 
 impl Core {
@@ -58,6 +63,8 @@ impl Core {
             next_job: 0,
             closed: false,
             ready: Vec::new(),
+            lingering: false,
+            may_linger: std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1),
         };
         while core.slots.len() < core.settings.workers {
             core.add_worker()?;
@@ -248,6 +255,10 @@ impl Core {
             (a, b) => a.or(b),
         };
         let mut timeout = wake.map(|wake| wake.saturating_duration_since(Instant::now()));
+        let busy = self.slots.iter().any(|slot| !slot.idle());
+        if self.lingering && busy {
+            self.lingering = linger(&mut self.slots, LINGER);
+        }
         // Ask every ring for a bell, and sleep only if none has news already.
         let mut waiting = false;
         for slot in &mut self.slots {
@@ -270,7 +281,11 @@ impl Core {
             }
         }
         let mut ready = std::mem::take(&mut self.ready);
+        let slept = Instant::now();
         let polled = sys::poll_many(&fds, timeout, &mut ready);
+        if !waiting && busy && ready.contains(&true) {
+            self.lingering = self.may_linger && slept.elapsed() < LINGER;
+        }
         drop(fds);
         for slot in &self.slots {
             if let Some(ring) = &slot.process.ring {

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::job::{deliver, Batch, Jobs, Outcome};
 use super::outbox::Outbox;
@@ -10,6 +10,7 @@ use crate::error::ErrorKind;
 use crate::frame::{Fill, FrameReader, Payload, Tag};
 use crate::outcome;
 use crate::process::PoolProcess;
+use crate::ring::RingReader;
 
 /// One live worker process and what it is doing.
 #[derive(Debug)]
@@ -164,4 +165,27 @@ fn deliver_next(
 /// Writes what the pipe takes of a worker's pending requests, without blocking.
 pub(super) fn write(slot: &mut Slot) {
     slot.out.write(slot.process.requests.as_fd(), &slot.batches);
+}
+
+/// The longest the pool spins on its workers' rings before it sleeps: about what a sleep and
+/// a wake-up cost together.
+pub(super) const LINGER: Duration = Duration::from_micros(20);
+
+/// Spins for at most `limit` until a worker's ring holds an outcome; whether one does.
+///
+/// Cheaper than sleeping when outcomes come that fast: no bell for the worker to write, no
+/// wake-up for the pool. The engine does it only while waits have lately been that short.
+pub(super) fn linger(slots: &mut [Slot], limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        for slot in &mut *slots {
+            if slot.process.ring.as_mut().is_some_and(RingReader::pending) {
+                return true;
+            }
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
 }
