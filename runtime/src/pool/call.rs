@@ -51,9 +51,12 @@ impl Pool {
             return closed_outcomes(name, inputs, fail_fast);
         }
         let job = core.new_job(false);
-        let chunk = self.chunk_for(core.settings().workers, inputs.size_hint());
+        let hint = inputs.size_hint();
+        let chunk = self.chunk_for(core.settings().workers, hint);
         let mut feed = Feed::new(job, task::entry::<F, Args, R>(), chunk, inputs);
-        let mut results: Vec<Option<Result<R, Error>>> = Vec::new();
+        // Room for every result at once (growing by doubling would copy them, and fault in
+        // fresh pages, several times over); a hint beyond reason is not taken at its word.
+        let mut results: Vec<Option<Result<R, Error>>> = Vec::with_capacity(hint.0.min(1 << 20));
         let mut arrived = VecDeque::new();
         let mut first_failure: Option<usize> = None;
         loop {
