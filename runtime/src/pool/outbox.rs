@@ -47,7 +47,8 @@ impl Outbox {
     pub(super) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) {
         while self.unsent > 0 {
             let first = &batches[batches.len() - self.unsent];
-            let wrote = if self.written >= BATCH_HEADER_LEN && self.lends(first) {
+            let lending = self.written >= BATCH_HEADER_LEN && self.lends(first);
+            let wrote = if lending {
                 sys::lend_to_pipe(fd, &first.args[self.written - BATCH_HEADER_LEN..])
             } else {
                 self.write_copies(fd, batches)
@@ -60,7 +61,10 @@ impl Outbox {
                     return;
                 }
                 // The pipe does not take lent pages here (vmsplice is filtered, say): copy.
-                Err(_) => self.copy_only = true,
+                Err(_) if lending => self.copy_only = true,
+                // Nothing else fails a write to a pipe whose reader lives; should it, the
+                // worker's end is near, which its pidfd will say. Never spin on it here.
+                Err(_) => return,
             }
         }
     }
