@@ -10,7 +10,9 @@
 //! pool worker, the shared memory of its outcome ring), and sends the worker's ends to the server
 //! over the control socket. The server forks the worker, writes its pid to the status pipe, and,
 //! once the worker has ended and been reaped, its exit status. The caller kills a worker through a pidfd, which
-//! works for processes that are not its children.
+//! works for processes that are not its children. A caller that has a one-off worker's outcome
+//! closes the status pipe without reading the exit record (`Child::release`): the server reaps
+//! the worker all the same.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -23,7 +25,7 @@ use nix::unistd::Pid;
 
 use crate::error::ErrorKind;
 use crate::process::{self, Child};
-use crate::sys::{self, Exit, Fork, Interest};
+use crate::sys::{self, Exit, Fork, Interest, SigPipe};
 use crate::Error;
 
 /// The caller's end of the control socket, once [`init`] has run.
@@ -189,6 +191,9 @@ fn serve(control: &OwnedFd, parent: Pid) -> ! {
         if !sys::die_with_parent(parent) {
             return 0;
         }
+        // A caller that has its worker's outcome closes the status pipe without waiting for the
+        // exit record (`Child::release`): writing that record must not kill the server.
+        let sigpipe = sys::ignore_sigpipe().ok();
         let mut workers: Vec<Served> = Vec::new();
         let mut ready = Vec::new();
         loop {
@@ -210,7 +215,7 @@ fn serve(control: &OwnedFd, parent: Pid) -> ! {
                     let _ = write_record(&mut worker.status, record);
                 }
             }
-            if ready[0] && !accept(control, &mut workers) {
+            if ready[0] && !accept(control, &mut workers, sigpipe.as_ref()) {
                 // The program has ended (or dropped its end): so do its workers.
                 for worker in &workers {
                     let _ = sys::pidfd_kill(worker.pidfd.as_fd());
@@ -233,7 +238,7 @@ fn write_record(status: &mut File, (tag, value): (u8, i32)) -> io::Result<()> {
 
 /// Takes one request from the control socket and forks its worker; false once the program has
 /// hung up.
-fn accept(control: &OwnedFd, workers: &mut Vec<Served>) -> bool {
+fn accept(control: &OwnedFd, workers: &mut Vec<Served>, sigpipe: Option<&SigPipe>) -> bool {
     let mut kind = [0; 1];
     let Ok((len, fds)) = sys::recv_with_fds(control.as_fd(), &mut kind) else {
         return false;
@@ -266,6 +271,9 @@ fn accept(control: &OwnedFd, workers: &mut Vec<Served>) -> bool {
             }
             std::mem::forget(status);
             std::mem::forget(std::mem::take(workers));
+            if let Some(sigpipe) = sigpipe {
+                sys::restore_sigpipe(sigpipe);
+            }
             process::serve(&requests, results, ring, Some(server))
         }
         Ok(Fork::Parent(pid)) => {
