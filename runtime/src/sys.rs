@@ -314,13 +314,15 @@ pub(crate) fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((a, b))
 }
 
-/// Sends one message, with copies of `fds` attached.
+/// Sends one message, with copies of `fds` attached. A peer that is gone is an `EPIPE` error,
+/// never a `SIGPIPE`.
 pub(crate) fn send_with_fds(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
     let iov = [io::IoSlice::new(bytes)];
     let cmsgs = [ControlMessage::ScmRights(fds)];
+    let flags = MsgFlags::MSG_NOSIGNAL;
     loop {
-        match sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None) {
+        match sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsgs, flags, None) {
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => {}
             Err(errno) => return Err(io_err(errno)),

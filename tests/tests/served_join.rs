@@ -1,5 +1,6 @@
 //! `join` of a fork server's worker returns once the outcome has arrived, without waiting for
-//! the server's exit record; the server still reaps every such worker. This program runs with
+//! the server's exit record; the server still reaps every such worker. The server keeps a spare
+//! worker forked ahead of need, which becomes the next worker. This program runs with
 //! `SIGPIPE` at its default disposition (as a program whose `main` is not Rust's does), so that
 //! a server that wrote an exit record nobody reads would die of it.
 //!
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use lambda_parallel::{lambda_parallel, Pool};
 use nix::sys::signal::{self, SigHandler, Signal};
+use nix::unistd::Pid;
 
 #[lambda_parallel]
 fn square(x: u64) -> u64 {
@@ -42,7 +44,12 @@ fn main() {
         eprintln!("served_join: hung for 300 s");
         std::process::exit(2);
     });
-    let checks: [Check; 4] = [
+    let checks: [Check; 6] = [
+        (
+            "the spare becomes the next worker",
+            spare_becomes_the_worker,
+        ),
+        ("a killed spare is replaced", killed_spare_is_replaced),
         ("joined workers are reaped by the server", joined_are_reaped),
         (
             "awaited workers are reaped by the server",
@@ -89,6 +96,58 @@ fn all_reaped(pids: &[u32]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The fork server's spare: its one child, once every worker it forked has been reaped.
+fn find_spare() -> Result<u32, String> {
+    let children = lambda_parallel_tests::children();
+    let [server] = children[..] else {
+        return Err(format!("the server is not our only child: {children:?}"));
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let theirs = lambda_parallel_tests::children_of(server);
+        if let [spare] = theirs[..] {
+            return Ok(spare);
+        }
+        expect(
+            Instant::now() < deadline,
+            format!("the server's children are {theirs:?}, not one spare"),
+        )?;
+        std::thread::yield_now();
+    }
+}
+
+fn spare_becomes_the_worker() -> Result<(), String> {
+    let spare = find_spare()?;
+    let handle = square::spawn(5).map_err(|err| err.to_string())?;
+    expect(
+        handle.pid() == spare,
+        "the request was not handed to the spare",
+    )?;
+    let value = handle.join().map_err(|err| err.to_string())?;
+    expect(value == 25, format!("square(5) = {value}"))?;
+    let next = find_spare()?;
+    expect(next != spare, "no new spare")
+}
+
+fn killed_spare_is_replaced() -> Result<(), String> {
+    let spare = find_spare()?;
+    let pid = Pid::from_raw(i32::try_from(spare).map_err(|err| err.to_string())?);
+    signal::kill(pid, Signal::SIGKILL).map_err(|err| err.to_string())?;
+    // The server reaps the dead spare, rather than leave a zombie. (A request that came before
+    // it died would be handed to it, and fail as a killed worker, as one killed after its fork
+    // would.)
+    all_reaped(&[spare])?;
+    let handle = square::spawn(6).map_err(|err| err.to_string())?;
+    let worker = handle.pid();
+    let value = handle.join().map_err(|err| err.to_string())?;
+    expect(value == 36, format!("square(6) = {value}"))?;
+    expect(worker != spare, "the dead spare was handed a request")?;
+    // A new spare takes the dead one's place.
+    all_reaped(&[worker])?;
+    let next = find_spare()?;
+    expect(next != spare, "no new spare")
 }
 
 fn joined_are_reaped() -> Result<(), String> {
