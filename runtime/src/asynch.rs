@@ -85,7 +85,8 @@ unsafe fn watch<'a>(
 /// is up, the worker is killed. Only that reaping blocks the dropping thread, until the kernel
 /// has torn the killed process down (and, with the fork server, the server has reported it):
 /// the kernel's work, not the worker's, so it is short. A future that completed has reaped its
-/// worker already, having waited on the reactor for that too.
+/// worker already, having waited on the reactor for that too; or, for a worker of the fork
+/// server whose outcome arrived, left it to the server to reap, as [`JoinHandle::join`] does.
 ///
 /// # Panics
 ///
@@ -142,6 +143,9 @@ impl<T: Wire> Future for JoinFuture<T> {
             Some(received) => received,
             None => ready!(this.poll_receive(cx)),
         };
+        if let Some(joined) = this.handle.finish_early(&received) {
+            return Poll::Ready(joined);
+        }
         match this.poll_reap(cx) {
             Poll::Ready(Ok(exit)) => Poll::Ready(this.handle.finish(received, exit)),
             Poll::Ready(Err(err)) => Poll::Ready(Err(this.handle.error(ErrorKind::Io(err)))),

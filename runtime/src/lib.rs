@@ -36,7 +36,8 @@
 //! function, and returns a [`JoinHandle`]. [`JoinHandle::join`] waits for the child and returns
 //! what the function returned; [`JoinHandle::join_timeout`] gives up after a while, killing the
 //! child; [`JoinHandle::kill`] kills it; dropping the handle kills and reaps it. A worker never
-//! outlives its handle, and none is left a zombie.
+//! outlives its handle, and none is left a zombie (a fork server's worker, once its outcome has
+//! arrived, is reaped by the server: see [`JoinHandle::join`]).
 //!
 //! The child is a copy of the caller made by `fork`: the arguments are moved into it in memory,
 //! and only the return value crosses a pipe, encoded with serde. Arguments and the return value

@@ -25,6 +25,8 @@ pub(crate) struct Child {
     pub(crate) exit: Option<Exit>,
     /// For a worker the fork server forked (and reaps): where the server reports its end.
     status: Option<File>,
+    /// Let go by [`release`](Child::release): the fork server reaps it, and nobody waits.
+    released: bool,
 }
 
 impl Child {
@@ -35,6 +37,7 @@ impl Child {
                 pidfd,
                 exit: None,
                 status: None,
+                released: false,
             }),
             Err(err) => {
                 // No pidfd (EMFILE, say): the pid is still ours, since we have not reaped it.
@@ -54,7 +57,24 @@ impl Child {
             pidfd,
             exit: None,
             status: Some(status),
+            released: false,
         })
+    }
+
+    /// Lets go of a worker the fork server forked, once its outcome is in hand: kills it, should
+    /// it still be there (it exits right after sending its outcome), and leaves the reaping to
+    /// the server without waiting for its exit record. The server reaps every worker it forks,
+    /// so none is left a zombie. Returns `false`, and does nothing, for a worker this process
+    /// forked itself: only a `wait` here reaps that one.
+    pub(crate) fn release(&mut self) -> bool {
+        if self.status.is_none() || self.exit.is_some() {
+            return false;
+        }
+        let _ = self.kill();
+        // Closing the status pipe tells the server that nobody waits for the exit record.
+        self.status = None;
+        self.released = true;
+        true
     }
 
     pub(crate) fn kill(&self) -> io::Result<()> {
@@ -91,7 +111,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.exit.is_none() {
+        if self.exit.is_none() && !self.released {
             let _ = self.kill();
             let _ = self.reap();
         }

@@ -8,23 +8,32 @@
 //!
 //! For each worker, the caller makes a request pipe, a result pipe and a *status* pipe (and, for a
 //! pool worker, the shared memory of its outcome ring), and sends the worker's ends to the server
-//! over the control socket. The server forks the worker, writes its pid to the status pipe, and,
-//! once the worker has ended and been reaped, its exit status. The caller kills a worker through a pidfd, which
-//! works for processes that are not its children.
+//! over the control socket. The server starts the worker, writes its pid to the status pipe, and,
+//! once the worker has ended and been reaped, its exit status. The caller kills a worker through
+//! a pidfd, which works for processes that are not its children. A caller that has a one-off
+//! worker's outcome closes the status pipe without reading the exit record (`Child::release`):
+//! the server reaps the worker all the same.
+//!
+//! The server keeps one worker forked ahead of need, the *spare*, which waits for a request's
+//! descriptors on a socket of its own: a request then costs a hand-over rather than a fork, and
+//! the server forks the next spare after the caller has its worker. A request that finds no
+//! spare (several at once, or the spare was killed) gets a fresh fork, as it would without one.
+//! The spare is one more small process, a copy of the server, for as long as the server lives.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::panic::{self, AssertUnwindSafe};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use nix::unistd::Pid;
 
 use crate::error::ErrorKind;
-use crate::process::{self, Child};
-use crate::sys::{self, Exit, Fork, Interest};
+use crate::process::Child;
+use crate::sys::{self, Exit, Fork};
 use crate::Error;
+
+mod serving;
 
 /// The caller's end of the control socket, once [`init`] has run.
 static SERVER: OnceLock<Mutex<OwnedFd>> = OnceLock::new();
@@ -100,7 +109,7 @@ fn start() -> io::Result<OwnedFd> {
     match unsafe { sys::fork() }? {
         Fork::Child => {
             drop(ours);
-            serve(&theirs, parent)
+            serving::serve(&theirs, parent)
         }
         Fork::Parent(_) => Ok(ours),
     }
@@ -173,127 +182,6 @@ fn read_record(status: &mut File) -> io::Result<(u8, i32)> {
         })?;
     let [tag, value @ ..] = record;
     Ok((tag, i32::from_le_bytes(value)))
-}
-
-/// A worker the server forked and has not yet reaped.
-struct Served {
-    pid: Pid,
-    pidfd: OwnedFd,
-    status: File,
-}
-
-/// The server's loop: fork a worker for each request, report each worker's end, and end (with
-/// every worker) when the program does. Never returns.
-fn serve(control: &OwnedFd, parent: Pid) -> ! {
-    let code = panic::catch_unwind(AssertUnwindSafe(|| {
-        if !sys::die_with_parent(parent) {
-            return 0;
-        }
-        let mut workers: Vec<Served> = Vec::new();
-        let mut ready = Vec::new();
-        loop {
-            let mut fds = vec![(control.as_fd(), Interest::Read)];
-            fds.extend(workers.iter().map(|w| (w.pidfd.as_fd(), Interest::Read)));
-            if sys::poll_many(&fds, None, &mut ready).is_err() {
-                continue;
-            }
-            drop(fds);
-            for i in (0..workers.len()).rev() {
-                if ready[i + 1] {
-                    let mut worker = workers.swap_remove(i);
-                    let record = match sys::wait(worker.pid) {
-                        Ok(Exit::Code(code)) => (EXIT_CODE, code),
-                        Ok(Exit::Signal(signal)) => (EXIT_SIGNAL, signal),
-                        // Reaped by someone else, which cannot happen here: report a crash.
-                        Err(_) => (EXIT_SIGNAL, libc::SIGKILL),
-                    };
-                    let _ = write_record(&mut worker.status, record);
-                }
-            }
-            if ready[0] && !accept(control, &mut workers) {
-                // The program has ended (or dropped its end): so do its workers.
-                for worker in &workers {
-                    let _ = sys::pidfd_kill(worker.pidfd.as_fd());
-                }
-                for worker in &workers {
-                    let _ = sys::wait(worker.pid);
-                }
-                return 0;
-            }
-        }
-    }));
-    sys::exit_now(code.unwrap_or(70))
-}
-
-fn write_record(status: &mut File, (tag, value): (u8, i32)) -> io::Result<()> {
-    let mut record = [tag, 0, 0, 0, 0];
-    record[1..].copy_from_slice(&value.to_le_bytes());
-    status.write_all(&record)
-}
-
-/// Takes one request from the control socket and forks its worker; false once the program has
-/// hung up.
-fn accept(control: &OwnedFd, workers: &mut Vec<Served>) -> bool {
-    let mut kind = [0; 1];
-    let Ok((len, fds)) = sys::recv_with_fds(control.as_fd(), &mut kind) else {
-        return false;
-    };
-    if len == 0 && fds.is_empty() {
-        return false;
-    }
-    let mut fds = fds.into_iter();
-    let (Some(requests), Some(results), Some(status), ring, None) =
-        (fds.next(), fds.next(), fds.next(), fds.next(), fds.next())
-    else {
-        // A malformed request: nobody can be told, and nobody waits on it.
-        return true;
-    };
-    let mut status = File::from(status);
-    let inherited: Vec<RawFd> = std::iter::once(control.as_raw_fd())
-        .chain(
-            workers
-                .iter()
-                .flat_map(|w| [w.pidfd.as_raw_fd(), w.status.as_raw_fd()]),
-        )
-        .chain(std::iter::once(status.as_raw_fd()))
-        .collect();
-    let server = sys::getpid();
-    // SAFETY: the server has one thread. The child runs `process::serve`, which ends in `_exit`.
-    match unsafe { sys::fork() } {
-        Ok(Fork::Child) => {
-            for fd in inherited {
-                sys::close_raw(fd);
-            }
-            std::mem::forget(status);
-            std::mem::forget(std::mem::take(workers));
-            process::serve(&requests, results, ring, Some(server))
-        }
-        Ok(Fork::Parent(pid)) => {
-            drop((requests, results, ring));
-            match sys::pidfd_open(pid) {
-                Ok(pidfd) => {
-                    if write_record(&mut status, (SPAWNED, pid.as_raw())).is_ok() {
-                        workers.push(Served { pid, pidfd, status });
-                    } else {
-                        // The caller is gone already: end the worker too.
-                        let _ = sys::pidfd_kill(pidfd.as_fd());
-                        let _ = sys::wait(pid);
-                    }
-                }
-                Err(err) => {
-                    sys::kill_pid(pid);
-                    let _ = sys::wait(pid);
-                    let errno = err.raw_os_error().unwrap_or(libc::EIO);
-                    let _ = write_record(&mut status, (FORK_FAILED, errno));
-                }
-            }
-        }
-        Err(err) => {
-            let errno = err.raw_os_error().unwrap_or(libc::EIO);
-            let _ = write_record(&mut status, (FORK_FAILED, errno));
-        }
-    }
-    true
 }
 
 /// Warns, once per process, that a worker is about to be forked straight from a process with

@@ -99,7 +99,9 @@ pub(crate) fn flush_stdout() {
 /// An owned permission to join a worker process, returned by `my_fn::spawn(..)`.
 ///
 /// Dropping the handle kills the worker (`SIGKILL`) and reaps it: a worker never outlives its
-/// handle, and no zombie is left behind.
+/// handle, and no zombie is left behind. (A worker of the fork server ([`init`](crate::init))
+/// whose outcome [`join`](JoinHandle::join) has received is killed too, but the server reaps
+/// it, without the caller waiting.)
 ///
 /// With the `tokio` feature, `handle.await` joins without blocking a thread (`JoinFuture`).
 pub struct JoinHandle<T> {
@@ -128,6 +130,12 @@ impl<T: Wire> JoinHandle<T> {
     /// without a result, its result could not be moved back, or waiting failed. [`Error`]
     /// tells these apart. A worker function that returns `Result<T, E>` hands back its own
     /// `Err(E)` as `Ok(Err(E))`.
+    ///
+    /// A worker forked by the fork server ([`init`](crate::init)) is done once its outcome has
+    /// arrived: it exits right after sending it. `join` then returns at once, without waiting
+    /// for the server to report the exit: it sends the worker `SIGKILL`, in case it is still
+    /// there, and the server reaps it, so no zombie is left. Otherwise (the worker is this
+    /// process's child, or it sent no outcome) `join` reaps the worker before it returns.
     pub fn join(self) -> Result<T, Error> {
         self.wait(None)
     }
@@ -183,6 +191,9 @@ impl<T: Wire> JoinHandle<T> {
         if let Err(ErrorKind::Timeout(_)) = &received {
             let _ = self.child.kill();
         }
+        if let Some(joined) = self.finish_early(&received) {
+            return joined;
+        }
         // The worker writes its frame and then exits at once, so this does not wait long; for a
         // worker that sent a bad frame or timed out, it has been killed.
         let exit = self
@@ -190,6 +201,19 @@ impl<T: Wire> JoinHandle<T> {
             .reap()
             .map_err(|err| self.error(ErrorKind::Io(err)))?;
         self.finish(received, exit)
+    }
+
+    /// The result of a join whose worker's outcome has arrived, when the fork server forked it:
+    /// the server reaps it, so the join need not wait for that (see [`Child::release`]). `None`
+    /// when the join must still reap the worker, and [`finish`](JoinHandle::finish) once it has.
+    pub(crate) fn finish_early(
+        &mut self,
+        received: &Result<bool, ErrorKind>,
+    ) -> Option<Result<T, Error>> {
+        if !matches!(received, Ok(true)) || !self.child.release() {
+            return None;
+        }
+        Some(self.outcome().map_err(|kind| self.error(kind)))
     }
 
     /// The result of a join, once [`receive`](JoinHandle::receive) (or the async path) has

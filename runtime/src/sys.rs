@@ -124,6 +124,31 @@ pub(crate) fn pidfd_kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// What `SIGPIPE` did in this process before [`ignore_sigpipe`].
+pub(crate) struct SigPipe(nix::sys::signal::SigAction);
+
+/// Makes a write to a pipe that nobody reads any more fail with `EPIPE`, instead of killing this
+/// process; returns what `SIGPIPE` did before, for [`restore_sigpipe`].
+pub(crate) fn ignore_sigpipe() -> io::Result<SigPipe> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: ignoring a signal installs no handler, so nothing can run at an awkward moment.
+    unsafe { sigaction(Signal::SIGPIPE, &ignore) }
+        .map(SigPipe)
+        .map_err(io_err)
+}
+
+/// Gives `SIGPIPE` back what it did before [`ignore_sigpipe`] (in a child forked since).
+pub(crate) fn restore_sigpipe(previous: &SigPipe) {
+    use nix::sys::signal::{sigaction, SigHandler};
+    if matches!(previous.0.handler(), SigHandler::SigIgn) {
+        return;
+    }
+    // SAFETY: this is the disposition the process had; a handler it names is code of this
+    // process image, which a forked child shares.
+    let _ = unsafe { sigaction(Signal::SIGPIPE, &previous.0) };
+}
+
 /// Reaps `pid`, waiting for it to end.
 pub(crate) fn wait(pid: Pid) -> io::Result<Exit> {
     loop {
@@ -325,13 +350,15 @@ pub(crate) fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((a, b))
 }
 
-/// Sends one message, with copies of `fds` attached.
+/// Sends one message, with copies of `fds` attached. A peer that is gone is an `EPIPE` error,
+/// never a `SIGPIPE`.
 pub(crate) fn send_with_fds(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
     let iov = [io::IoSlice::new(bytes)];
     let cmsgs = [ControlMessage::ScmRights(fds)];
+    let flags = MsgFlags::MSG_NOSIGNAL;
     loop {
-        match sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None) {
+        match sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsgs, flags, None) {
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => {}
             Err(errno) => return Err(io_err(errno)),

@@ -33,7 +33,16 @@ pub fn open_fds() -> Vec<u32> {
 /// Panics if `/proc` cannot be read.
 #[must_use]
 pub fn children() -> Vec<u32> {
-    let me = std::process::id();
+    children_of(std::process::id())
+}
+
+/// The processes whose parent is `me`, zombies included, by pid.
+///
+/// # Panics
+///
+/// Panics if `/proc` cannot be read.
+#[must_use]
+pub fn children_of(me: u32) -> Vec<u32> {
     let mut children: Vec<u32> = fs::read_dir("/proc")
         .expect("/proc is readable")
         .filter_map(|entry| {

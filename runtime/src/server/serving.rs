@@ -1,0 +1,303 @@
+//! The fork server's own side: its loop, which forks a worker for each request and reports each
+//! worker's end, and the spare worker it keeps forked ahead of need.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+
+use nix::unistd::Pid;
+
+use super::{EXIT_CODE, EXIT_SIGNAL, FORK_FAILED, SPAWNED};
+use crate::process;
+use crate::sys::{self, Exit, Fork, Interest, SigPipe};
+
+/// A worker the server forked and has not yet reaped.
+struct Served {
+    pid: Pid,
+    pidfd: OwnedFd,
+    status: File,
+}
+
+/// The state of the server process.
+struct Server<'a> {
+    /// The server's end of the control socket, on which requests come.
+    control: &'a OwnedFd,
+    workers: Vec<Served>,
+    /// The next worker, forked already; `None` when it could not be forked or has died, until
+    /// the next request forks another.
+    spare: Option<Spare>,
+    /// What `SIGPIPE` did in the program, for the workers.
+    sigpipe: Option<SigPipe>,
+}
+
+/// The server's loop: fork a worker for each request, report each worker's end, and end (with
+/// every worker) when the program does. Never returns.
+pub(super) fn serve(control: &OwnedFd, parent: Pid) -> ! {
+    let code = panic::catch_unwind(AssertUnwindSafe(|| {
+        if !sys::die_with_parent(parent) {
+            return 0;
+        }
+        let mut server = Server {
+            control,
+            workers: Vec::new(),
+            spare: None,
+            // A caller that has its worker's outcome closes the status pipe without waiting for
+            // the exit record (`Child::release`): writing that record must not kill the server.
+            sigpipe: sys::ignore_sigpipe().ok(),
+        };
+        server.fork_spare();
+        server.run();
+        0
+    }));
+    sys::exit_now(code.unwrap_or(70))
+}
+
+impl Server<'_> {
+    /// Serves requests until the program hangs up, then ends every worker.
+    fn run(&mut self) {
+        let mut ready = Vec::new();
+        loop {
+            let mut fds = vec![(self.control.as_fd(), Interest::Read)];
+            fds.extend(
+                self.workers
+                    .iter()
+                    .map(|w| (w.pidfd.as_fd(), Interest::Read)),
+            );
+            fds.extend(self.spare.iter().map(|s| (s.pidfd.as_fd(), Interest::Read)));
+            if sys::poll_many(&fds, None, &mut ready).is_err() {
+                continue;
+            }
+            drop(fds);
+            if self.spare.is_some() && ready[1 + self.workers.len()] {
+                // Killed from outside: the next request forks its worker, and a new spare.
+                if let Some(spare) = self.spare.take() {
+                    spare.end();
+                }
+            }
+            self.reap(&ready[1..=self.workers.len()]);
+            if ready[0] && !self.accept() {
+                break;
+            }
+        }
+        // The program has ended (or dropped its end): so do its workers.
+        for worker in &self.workers {
+            let _ = sys::pidfd_kill(worker.pidfd.as_fd());
+        }
+        for worker in &self.workers {
+            let _ = sys::wait(worker.pid);
+        }
+        if let Some(spare) = self.spare.take() {
+            spare.end();
+        }
+    }
+
+    /// Reaps the workers that `ended` says have ended, and reports how on their status pipes.
+    fn reap(&mut self, ended: &[bool]) {
+        for i in (0..ended.len()).rev() {
+            if ended[i] {
+                let mut worker = self.workers.swap_remove(i);
+                let record = match sys::wait(worker.pid) {
+                    Ok(Exit::Code(code)) => (EXIT_CODE, code),
+                    Ok(Exit::Signal(signal)) => (EXIT_SIGNAL, signal),
+                    // Reaped by someone else, which cannot happen here: report a crash.
+                    Err(_) => (EXIT_SIGNAL, libc::SIGKILL),
+                };
+                // Fails when the caller has its outcome and closed the pipe: nobody waits.
+                let _ = write_record(&mut worker.status, record);
+            }
+        }
+    }
+
+    /// The server's descriptors that a child it forks must close, with `extra`.
+    fn inherited(&self, extra: Option<RawFd>) -> Vec<RawFd> {
+        std::iter::once(self.control.as_raw_fd())
+            .chain(
+                self.workers
+                    .iter()
+                    .flat_map(|w| [w.pidfd.as_raw_fd(), w.status.as_raw_fd()]),
+            )
+            .chain(self.spare.iter().flat_map(Spare::fds))
+            .chain(extra)
+            .collect()
+    }
+
+    fn fork_spare(&mut self) {
+        if self.spare.is_none() {
+            self.spare = Spare::fork(&self.inherited(None), self.sigpipe.as_ref()).ok();
+        }
+    }
+
+    /// Takes one request from the control socket and starts its worker: the spare, or a fresh
+    /// fork. False once the program has hung up.
+    fn accept(&mut self) -> bool {
+        let mut kind = [0; 1];
+        let Ok((len, fds)) = sys::recv_with_fds(self.control.as_fd(), &mut kind) else {
+            return false;
+        };
+        if len == 0 && fds.is_empty() {
+            return false;
+        }
+        let mut fds = fds.into_iter();
+        let (Some(requests), Some(results), Some(status), ring, None) =
+            (fds.next(), fds.next(), fds.next(), fds.next(), fds.next())
+        else {
+            // A malformed request: nobody can be told, and nobody waits on it.
+            return true;
+        };
+        let mut status = File::from(status);
+        let worker = [Some(requests), Some(results), ring];
+        let started = match self.spare.take().and_then(|spare| spare.hand_over(&worker)) {
+            Some(started) => {
+                // Closed before the next fork: only the worker may hold its pipes.
+                drop(worker);
+                Ok(started)
+            }
+            None => self.fork_worker(worker, &status),
+        };
+        match started {
+            Ok((pid, pidfd)) => {
+                if write_record(&mut status, (SPAWNED, pid.as_raw())).is_ok() {
+                    self.workers.push(Served { pid, pidfd, status });
+                } else {
+                    // The caller is gone already: end the worker too.
+                    let _ = sys::pidfd_kill(pidfd.as_fd());
+                    let _ = sys::wait(pid);
+                }
+            }
+            Err(err) => {
+                let errno = err.raw_os_error().unwrap_or(libc::EIO);
+                let _ = write_record(&mut status, (FORK_FAILED, errno));
+            }
+        }
+        // The caller, woken by the record, often waits for this very CPU (the kernel woke the
+        // server where the caller ran): let it take its worker first, and fork the next spare,
+        // which takes a while, after.
+        std::thread::yield_now();
+        self.fork_spare();
+        true
+    }
+
+    /// Forks a worker on `fds` (its request and result pipes, and its ring if any), and closes
+    /// them here.
+    fn fork_worker(&self, fds: [Option<OwnedFd>; 3], status: &File) -> io::Result<(Pid, OwnedFd)> {
+        let inherited = self.inherited(Some(status.as_raw_fd()));
+        let server = sys::getpid();
+        // SAFETY: the server has one thread. The child runs `process::serve`, which ends in
+        // `_exit`.
+        let pid = match unsafe { sys::fork() }? {
+            Fork::Child => {
+                for fd in inherited {
+                    sys::close_raw(fd);
+                }
+                if let Some(sigpipe) = &self.sigpipe {
+                    sys::restore_sigpipe(sigpipe);
+                }
+                become_worker(fds, Some(server))
+            }
+            Fork::Parent(pid) => pid,
+        };
+        drop(fds);
+        sys::pidfd_open(pid)
+            .inspect_err(|_| {
+                sys::kill_pid(pid);
+                let _ = sys::wait(pid);
+            })
+            .map(|pidfd| (pid, pidfd))
+    }
+}
+
+/// Runs [`process::serve`] on a request's descriptors. Never returns.
+fn become_worker(fds: [Option<OwnedFd>; 3], parent: Option<Pid>) -> ! {
+    let [Some(requests), Some(results), ring] = fds else {
+        sys::exit_now(0)
+    };
+    process::serve(&requests, results, ring, parent)
+}
+
+fn write_record(status: &mut File, (tag, value): (u8, i32)) -> io::Result<()> {
+    let mut record = [tag, 0, 0, 0, 0];
+    record[1..].copy_from_slice(&value.to_le_bytes());
+    status.write_all(&record)
+}
+
+/// A worker forked ahead of need. It waits on a socket of its own for the descriptors of the
+/// next request, so that a request does not wait for a fork: the server hands them over, and
+/// forks the next spare once the caller has its worker.
+struct Spare {
+    pid: Pid,
+    pidfd: OwnedFd,
+    /// The server's end of the spare's socket.
+    link: OwnedFd,
+}
+
+impl Spare {
+    /// Forks a spare, which closes the server's `inherited` descriptors at once.
+    fn fork(inherited: &[RawFd], sigpipe: Option<&SigPipe>) -> io::Result<Spare> {
+        let (link, theirs) = sys::packet_pair()?;
+        let server = sys::getpid();
+        // SAFETY: the server has one thread. The child runs `wait_for_work`, which ends in
+        // `_exit`.
+        match unsafe { sys::fork() }? {
+            Fork::Child => {
+                for fd in inherited {
+                    sys::close_raw(*fd);
+                }
+                drop(link);
+                if let Some(sigpipe) = sigpipe {
+                    sys::restore_sigpipe(sigpipe);
+                }
+                wait_for_work(theirs, server)
+            }
+            Fork::Parent(pid) => {
+                drop(theirs);
+                match sys::pidfd_open(pid) {
+                    Ok(pidfd) => Ok(Spare { pid, pidfd, link }),
+                    Err(err) => {
+                        sys::kill_pid(pid);
+                        let _ = sys::wait(pid);
+                        Err(err)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the spare the worker of `fds` (the caller closes them). `None` if the spare has
+    /// died (it is then reaped); its pid and pidfd otherwise.
+    fn hand_over(self, fds: &[Option<OwnedFd>; 3]) -> Option<(Pid, OwnedFd)> {
+        let raw: Vec<RawFd> = fds.iter().flatten().map(AsRawFd::as_raw_fd).collect();
+        if sys::send_with_fds(self.link.as_fd(), &[0], &raw).is_err() {
+            self.end();
+            return None;
+        }
+        Some((self.pid, self.pidfd))
+    }
+
+    /// Kills and reaps the spare.
+    fn end(self) {
+        let _ = sys::pidfd_kill(self.pidfd.as_fd());
+        let _ = sys::wait(self.pid);
+    }
+
+    fn fds(&self) -> [RawFd; 2] {
+        [self.pidfd.as_raw_fd(), self.link.as_raw_fd()]
+    }
+}
+
+/// The spare's life until the server hands it a request. Never returns.
+fn wait_for_work(link: OwnedFd, server: Pid) -> ! {
+    if !sys::die_with_parent(server) {
+        sys::exit_now(0);
+    }
+    let mut kind = [0; 1];
+    // The server hung up (it is ending), or the request is malformed: nothing to do.
+    let Ok((_, fds)) = sys::recv_with_fds(link.as_fd(), &mut kind) else {
+        sys::exit_now(0)
+    };
+    drop(link);
+    let mut fds = fds.into_iter();
+    let worker = [fds.next(), fds.next(), fds.next()];
+    // The parent-death signal is set already, for the server.
+    become_worker(worker, None)
+}

@@ -1,0 +1,212 @@
+//! `join` of a fork server's worker returns once the outcome has arrived, without waiting for
+//! the server's exit record; the server still reaps every such worker. The server keeps a spare
+//! worker forked ahead of need, which becomes the next worker. This program runs with
+//! `SIGPIPE` at its default disposition (as a program whose `main` is not Rust's does), so that
+//! a server that wrote an exit record nobody reads would die of it.
+//!
+//! `init` must run before any thread exists, so this test binary has its own `main` (no test
+//! harness). It prints `served_join: N passed, N failed` and exits non-zero on a failure.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lambda_parallel::{lambda_parallel, Pool};
+use nix::sys::signal::{self, SigHandler, Signal};
+use nix::unistd::Pid;
+
+#[lambda_parallel]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[lambda_parallel]
+fn exits(code: i32) -> u8 {
+    std::process::exit(code)
+}
+
+/// Whether this worker's `SIGPIPE` does what the program's did: the default.
+#[lambda_parallel]
+fn sigpipe_is_default() -> bool {
+    // SAFETY: `SIG_DFL` installs no handler code, so no handler can run unsafely.
+    let previous = unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    matches!(previous, Ok(SigHandler::SigDfl))
+}
+
+type Check = (&'static str, fn() -> Result<(), String>);
+
+fn main() {
+    // SAFETY: `SIG_DFL` installs no handler code; no other thread exists yet.
+    unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }.expect("SIGPIPE reset");
+    lambda_parallel::init().expect("init runs first thing in main");
+    // A watchdog turns a hang into a failure with a message, rather than a stuck CI job.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(300));
+        eprintln!("served_join: hung for 300 s");
+        std::process::exit(2);
+    });
+    let checks: [Check; 6] = [
+        (
+            "the spare becomes the next worker",
+            spare_becomes_the_worker,
+        ),
+        ("a killed spare is replaced", killed_spare_is_replaced),
+        ("joined workers are reaped by the server", joined_are_reaped),
+        (
+            "awaited workers are reaped by the server",
+            awaited_are_reaped,
+        ),
+        (
+            "a worker without an outcome reports its exit",
+            exit_reported,
+        ),
+        ("workers keep the program's SIGPIPE", sigpipe_kept),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, check) in checks {
+        match check() {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(why) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {why}");
+            }
+        }
+    }
+    println!("served_join: {passed} passed, {failed} failed");
+    std::process::exit(i32::from(failed > 0));
+}
+
+fn expect(condition: bool, why: impl Into<String>) -> Result<(), String> {
+    condition.then_some(()).ok_or_else(|| why.into())
+}
+
+/// Waits until none of `pids` exists any more, not even as a zombie; a bound turns a worker that
+/// is never reaped into a failure rather than a hang.
+fn all_reaped(pids: &[u32]) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for pid in pids {
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            expect(
+                Instant::now() < deadline,
+                format!("worker {pid} was never reaped"),
+            )?;
+            std::thread::yield_now();
+        }
+    }
+    Ok(())
+}
+
+/// The fork server's spare: its one child, once every worker it forked has been reaped.
+fn find_spare() -> Result<u32, String> {
+    let children = lambda_parallel_tests::children();
+    let [server] = children[..] else {
+        return Err(format!("the server is not our only child: {children:?}"));
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let theirs = lambda_parallel_tests::children_of(server);
+        if let [spare] = theirs[..] {
+            return Ok(spare);
+        }
+        expect(
+            Instant::now() < deadline,
+            format!("the server's children are {theirs:?}, not one spare"),
+        )?;
+        std::thread::yield_now();
+    }
+}
+
+fn spare_becomes_the_worker() -> Result<(), String> {
+    let spare = find_spare()?;
+    let handle = square::spawn(5).map_err(|err| err.to_string())?;
+    expect(
+        handle.pid() == spare,
+        "the request was not handed to the spare",
+    )?;
+    let value = handle.join().map_err(|err| err.to_string())?;
+    expect(value == 25, format!("square(5) = {value}"))?;
+    let next = find_spare()?;
+    expect(next != spare, "no new spare")
+}
+
+fn killed_spare_is_replaced() -> Result<(), String> {
+    let spare = find_spare()?;
+    let pid = Pid::from_raw(i32::try_from(spare).map_err(|err| err.to_string())?);
+    signal::kill(pid, Signal::SIGKILL).map_err(|err| err.to_string())?;
+    // The server reaps the dead spare, rather than leave a zombie. (A request that came before
+    // it died would be handed to it, and fail as a killed worker, as one killed after its fork
+    // would.)
+    all_reaped(&[spare])?;
+    let handle = square::spawn(6).map_err(|err| err.to_string())?;
+    let worker = handle.pid();
+    let value = handle.join().map_err(|err| err.to_string())?;
+    expect(value == 36, format!("square(6) = {value}"))?;
+    expect(worker != spare, "the dead spare was handed a request")?;
+    // A new spare takes the dead one's place.
+    all_reaped(&[worker])?;
+    let next = find_spare()?;
+    expect(next != spare, "no new spare")
+}
+
+fn joined_are_reaped() -> Result<(), String> {
+    let fds = lambda_parallel_tests::open_fds();
+    let mut pids = Vec::new();
+    for x in 0..20 {
+        let handle = square::spawn(x).map_err(|err| err.to_string())?;
+        pids.push(handle.pid());
+        let value = handle.join().map_err(|err| err.to_string())?;
+        expect(value == x * x, format!("square({x}) = {value}"))?;
+    }
+    expect(
+        lambda_parallel_tests::open_fds() == fds,
+        "descriptors leaked",
+    )?;
+    all_reaped(&pids)?;
+    // The server wrote 20 exit records that nobody read, and lives on.
+    let value = square::spawn(7).map_err(|err| err.to_string())?.join();
+    expect(
+        matches!(value, Ok(49)),
+        format!("after the joins: {value:?}"),
+    )
+}
+
+fn awaited_are_reaped() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    let pids = runtime.block_on(async {
+        let mut pids = Vec::new();
+        for x in 0..5 {
+            let handle = square::spawn(x).map_err(|err| err.to_string())?;
+            pids.push(handle.pid());
+            let value = handle.await.map_err(|err| err.to_string())?;
+            expect(value == x * x, format!("square({x}) = {value}"))?;
+        }
+        Ok::<_, String>(pids)
+    })?;
+    all_reaped(&pids)
+}
+
+fn exit_reported() -> Result<(), String> {
+    let err = exits::spawn(4)
+        .map_err(|err| err.to_string())?
+        .join()
+        .expect_err("no outcome");
+    expect(err.exit_code() == Some(4), err.to_string())
+}
+
+fn sigpipe_kept() -> Result<(), String> {
+    let one_off = sigpipe_is_default::spawn()
+        .map_err(|err| err.to_string())?
+        .join()
+        .map_err(|err| err.to_string())?;
+    expect(one_off, "a one-off worker ignores SIGPIPE")?;
+    let pool = Pool::new(1).map_err(|err| err.to_string())?;
+    let pooled = pool
+        .apply(sigpipe_is_default, ())
+        .map_err(|err| err.to_string())?;
+    expect(pooled, "a pool worker ignores SIGPIPE")
+}
