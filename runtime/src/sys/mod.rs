@@ -1,9 +1,7 @@
 //! Every system call the runtime makes, with nix and libc types kept inside this module.
 
 use std::io;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +11,12 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
+
+mod memory;
+mod socket;
+
+pub(crate) use memory::{futex_wait, futex_wake, map_shared, shared_memory, unmap};
+pub(crate) use socket::{packet_pair, recv_with_fds, send_with_fds};
 
 /// How a child process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -336,71 +340,6 @@ pub(crate) fn lend_to_pipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize
     }
 }
 
-/// A connected pair of Unix sequenced-packet sockets (each send arrives as one message, with
-/// the descriptors it carries), closing on `exec`.
-pub(crate) fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(io_err)?;
-    Ok((a, b))
-}
-
-/// Sends one message, with copies of `fds` attached. A peer that is gone is an `EPIPE` error,
-/// never a `SIGPIPE`.
-pub(crate) fn send_with_fds(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
-    let iov = [io::IoSlice::new(bytes)];
-    let cmsgs = [ControlMessage::ScmRights(fds)];
-    let flags = MsgFlags::MSG_NOSIGNAL;
-    loop {
-        match sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsgs, flags, None) {
-            Ok(_) => return Ok(()),
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(io_err(errno)),
-        }
-    }
-}
-
-/// Receives one message into `buf`, with the descriptors attached to it (at most four). `Ok(0)`
-/// with no descriptors means the peer hung up.
-pub(crate) fn recv_with_fds(
-    socket: BorrowedFd<'_>,
-    buf: &mut [u8],
-) -> io::Result<(usize, Vec<OwnedFd>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let msg = loop {
-        match recvmsg::<UnixAddr>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(msg) => break msg,
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(io_err(errno)),
-        }
-    };
-    let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().map_err(io_err)? {
-        if let ControlMessageOwned::ScmRights(raw) = cmsg {
-            // SAFETY: the kernel installed these descriptors in this process for this message;
-            // nothing else owns them.
-            fds.extend(
-                raw.into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
-        }
-    }
-    Ok((msg.bytes, fds))
-}
-
 /// The number of threads this process has.
 pub(crate) fn thread_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
@@ -409,92 +348,6 @@ pub(crate) fn thread_count() -> io::Result<usize> {
 /// Whether the calling thread is the process's main thread.
 pub(crate) fn is_main_thread() -> bool {
     nix::unistd::gettid() == getpid()
-}
-
-/// A shared-memory file of `len` zero bytes that can be neither grown nor shrunk (so that no
-/// process holding a mapping of it can be made to fault by another resizing it), closing on
-/// `exec`. It needs no file system: AWS Lambda has no `/dev/shm`.
-pub(crate) fn shared_memory(len: usize) -> io::Result<OwnedFd> {
-    use nix::fcntl::SealFlag;
-    use nix::sys::memfd::{memfd_create, MFdFlags};
-    let fd = memfd_create(
-        c"lambda-parallel",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )
-    .map_err(io_err)?;
-    let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    nix::unistd::ftruncate(&fd, len).map_err(io_err)?;
-    let seals = SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL;
-    fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(io_err)?;
-    Ok(fd)
-}
-
-/// Maps the first `len` bytes of `fd` readable and writable, shared with every other process
-/// that maps it. With `inherit: false`, processes forked later do not inherit the mapping.
-pub(crate) fn map_shared(
-    fd: BorrowedFd<'_>,
-    len: NonZeroUsize,
-    inherit: bool,
-) -> io::Result<NonNull<u8>> {
-    use nix::sys::mman::{madvise, mmap, MapFlags, MmapAdvise, ProtFlags};
-    let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
-    let _forking = (!inherit).then(|| FORKING.lock().unwrap_or_else(PoisonError::into_inner));
-    // SAFETY: a fresh mapping at an address the kernel picks aliases no Rust object; the caller
-    // owns it from here and unmaps it with `unmap`.
-    let map = unsafe { mmap(None, len, prot, MapFlags::MAP_SHARED, fd, 0) }.map_err(io_err)?;
-    if !inherit {
-        // SAFETY: `madvise` only changes how a fork treats the mapping just made.
-        if let Err(errno) = unsafe { madvise(map, len.get(), MmapAdvise::MADV_DONTFORK) } {
-            // SAFETY: the mapping was made above, and nothing refers to it yet.
-            unsafe { unmap(map.cast(), len) };
-            return Err(io_err(errno));
-        }
-    }
-    Ok(map.cast())
-}
-
-/// Unmaps what [`map_shared`] mapped.
-///
-/// # Safety
-///
-/// `map` and `len` are a mapping that `map_shared` returned, and nothing refers to it any more.
-pub(crate) unsafe fn unmap(map: NonNull<u8>, len: NonZeroUsize) {
-    // SAFETY: the caller's contract.
-    let _ = unsafe { nix::sys::mman::munmap(map.cast(), len.get()) };
-}
-
-/// Sleeps while `word` holds `expected`, for at most `timeout`, or until [`futex_wake`] is called
-/// on it (from any process that maps the same memory). May return early for no reason.
-#[allow(
-    clippy::unnecessary_fallible_conversions,
-    reason = "`c_long` is 32 bits wide on 32-bit targets"
-)]
-pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
-    let timeout = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
-    };
-    // SAFETY: `word` is a live, aligned `u32` for the duration of the call, and the timeout a
-    // valid `timespec`; `FUTEX_WAIT` (not private: the word is in memory shared between
-    // processes) only reads them. Its outcome (woken, timed out, interrupted, or the word had
-    // changed) needs no handling: the caller looks again either way.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &raw const timeout,
-        );
-    }
-}
-
-/// Wakes every process sleeping in [`futex_wait`] on `word`.
-pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32) {
-    // SAFETY: `word` is a live, aligned `u32`; `FUTEX_WAKE` does not touch its memory.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
-    }
 }
 
 /// Whether every writer of the pipe whose read end is `fd` has closed it.

@@ -1,0 +1,137 @@
+//! The ring on its own, both ends in one process.
+
+use super::*;
+use crate::frame;
+
+fn frame_of(tag: Tag, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let start = frame::begin(&mut buf, tag);
+    buf.extend_from_slice(payload);
+    frame::finish(&mut buf, start);
+    buf
+}
+
+fn pair() -> (RingReader, RingWriter) {
+    let (reader, fd) = RingReader::create().unwrap();
+    let writer = RingWriter::map(&fd).unwrap();
+    (reader, writer)
+}
+
+#[test]
+#[allow(clippy::cast_possible_truncation, reason = "any bytes will do")]
+fn frames_cross_in_order_and_wrap() {
+    let (mut reader, mut writer) = pair();
+    // Frames of odd sizes, many times round the ring, each read back whole.
+    for round in 0..5000_usize {
+        let payload: Vec<u8> = (0..(round * 37) % 700).map(|i| (i ^ round) as u8).collect();
+        let frame = frame_of(Tag::Value, &payload);
+        assert!(writer.fits(frame.len()));
+        writer.push(&frame);
+        reader.refresh();
+        assert_eq!(
+            reader.next().unwrap(),
+            Some((Tag::Value, Payload::copy_of(&payload)))
+        );
+        reader.release();
+    }
+    assert_eq!(reader.next().unwrap(), None);
+}
+
+#[test]
+fn a_full_ring_keeps_room_for_the_switch_to_the_pipe() {
+    let (mut reader, mut writer) = pair();
+    let frame = frame_of(Tag::Value, &[7; 1000]);
+    let mut pushed = 0;
+    while writer.fits(frame.len()) {
+        writer.push(&frame);
+        pushed += 1;
+    }
+    assert_eq!(pushed, CAPACITY / frame.len());
+    writer.push(&frame_of(Tag::ToPipe, &[]));
+    reader.refresh();
+    for _ in 0..pushed {
+        assert_eq!(reader.next().unwrap().unwrap().0, Tag::Value);
+    }
+    assert_eq!(
+        reader.next().unwrap(),
+        Some((Tag::ToPipe, Payload::copy_of(&[])))
+    );
+    // Nothing is freed until the reader says so.
+    assert!(!writer.fits(frame.len()));
+    reader.release();
+    assert!(writer.fits(frame.len()));
+}
+
+#[test]
+fn a_writer_waits_for_room_until_the_reader_makes_it() {
+    let (mut reader, mut writer) = pair();
+    let frame = frame_of(Tag::Value, &[1; 4000]);
+    while writer.fits(frame.len()) {
+        writer.push(&frame);
+    }
+    assert!(!writer.wait_for_room(frame.len(), Duration::from_millis(1)));
+    let waiter = std::thread::spawn(move || {
+        // Long enough never to time out on a working machine: `release` wakes it.
+        while !writer.wait_for_room(frame.len(), Duration::from_secs(60)) {}
+        writer
+    });
+    reader.refresh();
+    let mut read = 0;
+    while !waiter.is_finished() {
+        if reader.next().unwrap().is_some() {
+            read += 1;
+        }
+        reader.release();
+        std::thread::yield_now();
+    }
+    let mut writer = waiter.join().unwrap();
+    assert!(read >= 1);
+    assert!(writer.fits(4009));
+}
+
+#[test]
+fn one_bell_per_sleep() {
+    let (mut reader, writer) = pair();
+    assert!(!writer.take_sleeping());
+    assert!(!reader.sleep());
+    assert!(writer.take_sleeping());
+    assert!(!writer.take_sleeping());
+    reader.sleep();
+    reader.wake();
+    assert!(!writer.take_sleeping());
+}
+
+#[test]
+fn sleep_sees_a_frame_already_published() {
+    let (mut reader, mut writer) = pair();
+    writer.push(&frame_of(Tag::Value, b"x"));
+    assert!(reader.sleep());
+}
+
+#[test]
+fn garbage_in_the_ring_is_a_bad_frame() {
+    let (mut reader, mut writer) = pair();
+    writer.push(&[99; 20]);
+    reader.refresh();
+    assert_eq!(reader.next(), Err(FrameError::UnknownTag(99)));
+
+    let (mut reader, mut writer) = pair();
+    let mut lying = frame_of(Tag::Value, b"abc");
+    lying[1] = 200;
+    writer.push(&lying);
+    reader.refresh();
+    assert!(matches!(reader.next(), Err(FrameError::Truncated { .. })));
+
+    let (mut reader, writer) = pair();
+    writer
+        .map
+        .control()
+        .tail
+        .0
+        .store(CAPACITY as u64 * 2, Ordering::Release);
+    reader.refresh();
+    assert_eq!(
+        reader.next(),
+        Err(FrameError::Overfull(CAPACITY as u64 * 2))
+    );
+}
