@@ -191,16 +191,22 @@ impl Core {
 
 /// Records a task's outcome with its job, if the job still wants it.
 pub(super) fn deliver(jobs: &mut Jobs, id: JobId, index: usize, outcome: Outcome) {
-    let Some(job) = jobs.get_mut(&id) else {
-        return;
-    };
-    job.outstanding -= 1;
-    if job.ordered {
-        let at = index.checked_sub(job.base);
-        if let Some(slot) = at.and_then(|at| job.outcomes.get_mut(at)) {
-            *slot = Some(outcome);
+    if let Some(job) = jobs.get_mut(&id) {
+        job.record(index, outcome);
+    }
+}
+
+impl Job {
+    /// Records the outcome of task `index`.
+    pub(super) fn record(&mut self, index: usize, outcome: Outcome) {
+        self.outstanding -= 1;
+        if self.ordered {
+            let at = index.checked_sub(self.base);
+            if let Some(slot) = at.and_then(|at| self.outcomes.get_mut(at)) {
+                *slot = Some(outcome);
+            }
+        } else {
+            self.arrived.push_back((index, outcome));
         }
-    } else {
-        job.arrived.push_back((index, outcome));
     }
 }

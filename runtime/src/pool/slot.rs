@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use super::job::{deliver, Batch, Jobs, Outcome};
+use super::job::{Batch, Jobs, Outcome};
 use super::outbox::Outbox;
 use crate::error::ErrorKind;
 use crate::frame::{Fill, FrameReader, Payload, Tag};
@@ -142,7 +142,8 @@ fn next_outcome(slot: &mut Slot) -> Result<Option<(Tag, Payload)>, String> {
     }
 }
 
-/// Gives the oldest waiting task its outcome.
+/// Gives the oldest waiting task its outcome, and the tasks after it in its batch theirs, as far
+/// as they have come.
 fn deliver_next(
     slot: &mut Slot,
     jobs: &mut Jobs,
@@ -152,12 +153,21 @@ fn deliver_next(
     let Some(batch) = slot.batches.front() else {
         return Err("an outcome arrived for no task".into());
     };
-    let (job, index, count) = (batch.job, batch.first + slot.done, batch.count);
-    deliver(jobs, job, index, Outcome::Frame(tag, payload));
-    slot.done += 1;
-    if slot.done == count {
-        slot.batches.pop_front();
-        slot.done = 0;
+    let (first, count) = (batch.first, batch.count);
+    // One lookup for the outcomes of this batch that are here, not one each.
+    let mut job = jobs.get_mut(&batch.job);
+    let mut outcome = Some((tag, payload));
+    while let Some((tag, payload)) = outcome.take() {
+        if let Some(job) = job.as_deref_mut() {
+            job.record(first + slot.done, Outcome::Frame(tag, payload));
+        }
+        slot.done += 1;
+        if slot.done == count {
+            slot.batches.pop_front();
+            slot.done = 0;
+            break;
+        }
+        outcome = next_outcome(slot)?;
     }
     Ok(())
 }
