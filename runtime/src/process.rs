@@ -5,13 +5,13 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
 use crate::child;
 use crate::frame::{self, Fill, FrameReader, Tag};
-use crate::ring::{RingReader, RingWriter};
+use crate::ring::{RingReader, RingWriter, LINGER};
 use crate::server;
 use crate::sys::{self, Exit, Fork};
 use crate::task::{Entry, Sink};
@@ -226,6 +226,7 @@ pub(crate) fn serve(
             buffer: Vec::new(),
         };
         let mut reader = FrameReader::default();
+        let mut idle = Idle::default();
         loop {
             match reader.frame() {
                 Ok(Some((tag @ (Tag::Batch | Tag::Once), payload))) => {
@@ -246,7 +247,7 @@ pub(crate) fn serve(
                     reader.consume();
                 }
                 Ok(Some(_)) | Err(_) => return EXIT_PROTOCOL,
-                Ok(None) => match reader.fill(requests.as_fd()) {
+                Ok(None) => match fill(&mut reader, requests.as_fd(), &out, &mut idle) {
                     Ok(Fill::Data | Fill::Drained | Fill::WouldBlock) => {}
                     Ok(Fill::Eof) | Err(_) => return 0,
                 },
@@ -315,4 +316,40 @@ impl Sink for Outlet<'_> {
         }
         Ok(())
     }
+}
+
+/// How a pool worker waited for its last requests, to choose how to wait for the next.
+#[derive(Default)]
+struct Idle {
+    /// Whether requests have lately come within [`LINGER`] of the worker's asking: then it
+    /// watches for the next in shared memory for that long before it sleeps in `read`.
+    lingering: bool,
+    /// The ring's `posted` count just after the worker last read its pipe.
+    seen: u32,
+}
+
+/// Reads more requests into `reader`, watching the ring for them first while they come quickly
+/// (see `ring.rs`).
+fn fill(
+    reader: &mut FrameReader,
+    requests: BorrowedFd<'_>,
+    out: &Outlet<'_>,
+    idle: &mut Idle,
+) -> io::Result<Fill> {
+    let Some(ring) = &out.ring else {
+        return reader.fill(requests);
+    };
+    if idle.lingering {
+        idle.lingering = ring.posted_since(idle.seen, LINGER);
+    }
+    let asked = Instant::now();
+    let filled = reader.fill(requests);
+    if !idle.lingering {
+        idle.lingering = asked.elapsed() < LINGER && crate::ring::may_spin();
+    }
+    // What was posted so far has been read, or is about to be: wait for what comes next. (A
+    // post that lands just after this read counts as new: one spin then ends early, and the
+    // worker sleeps in `read` as it would have anyway.)
+    idle.seen = ring.posted();
+    filled
 }

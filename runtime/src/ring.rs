@@ -17,6 +17,11 @@
 //! - a worker whose ring could not be mapped starts on the pipe, as every worker does, and stays
 //!   there.
 //!
+//! An idle worker whose requests have lately come quickly watches `posted`, which the pool moves
+//! whenever it writes requests, for up to [`LINGER`] before it sleeps in `read`; the pool, in
+//! turn, spins on the rings for as long before it sleeps in `poll` (`pool/slot.rs`). A quick
+//! round trip then wakes nobody.
+//!
 //! When the pool falls behind and the ring is full, the worker waits on a futex in the shared
 //! memory (`waiting` and `released`) until the pool has read enough to make room, checking now
 //! and then that its pool still exists. The pool never sleeps while a ring holds frames, so a
@@ -31,14 +36,35 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::frame::{FrameError, Payload, Tag, HEADER_LEN};
 use crate::sys;
 
 /// Bytes of frames the ring holds. A power of two.
 pub(crate) const CAPACITY: usize = 256 << 10;
+
+/// The longest either end spins, waiting for the other, before it sleeps: about what a sleep and
+/// a wake-up cost together.
+pub(crate) const LINGER: Duration = Duration::from_micros(20);
+
+/// Whether spinning ([`LINGER`]) can pay here: not on a single CPU, where the spinner only keeps
+/// the process it waits for from running. Worked out once per process, without a lock (a lock
+/// held by another thread at a fork would stay held in the child), and inherited by forks: the
+/// pool and the fork server ask before they fork workers.
+pub(crate) fn may_spin() -> bool {
+    static MAY: AtomicU8 = AtomicU8::new(0);
+    match MAY.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let may = std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1);
+            MAY.store(if may { 2 } else { 1 }, Ordering::Relaxed);
+            may
+        }
+    }
+}
 
 /// The control block, one page before the frames.
 const CONTROL_LEN: usize = 4096;
@@ -67,6 +93,9 @@ struct Control {
     waiting: Line<AtomicU32>,
     /// Moved by the pool, once room is made, for a waiting worker: the word it sleeps on.
     released: Line<AtomicU32>,
+    /// Moved by the pool each time it writes requests to the worker's pipe, so that an idle
+    /// worker can watch for them in memory for a moment before it sleeps in `read`.
+    posted: Line<AtomicU32>,
 }
 
 const _: () = assert!(std::mem::size_of::<Control>() <= CONTROL_LEN);
@@ -245,6 +274,11 @@ impl RingReader {
         self.tail != self.head
     }
 
+    /// Tells the worker that requests are on its pipe.
+    pub(crate) fn post(&self) {
+        self.map.control().posted.0.fetch_add(1, Ordering::Release);
+    }
+
     /// Stops asking for bells: the pool is awake and reads anyway.
     pub(crate) fn wake(&self) {
         self.map.control().sleeping.0.store(0, Ordering::Relaxed);
@@ -315,6 +349,26 @@ impl RingWriter {
             .tail
             .0
             .store(self.tail, Ordering::Release);
+    }
+
+    /// How many times the pool has posted requests; see [`posted_since`](RingWriter::posted_since).
+    pub(crate) fn posted(&self) -> u32 {
+        self.map.control().posted.0.load(Ordering::Acquire)
+    }
+
+    /// Spins for at most `limit` until the pool posts requests after `seen` (what
+    /// [`posted`](RingWriter::posted) said); whether it did.
+    pub(crate) fn posted_since(&self, seen: u32, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        loop {
+            if self.posted() != seen {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Whether the pool asked for a bell (and so sleeps, or is about to); the request is taken,

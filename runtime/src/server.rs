@@ -99,8 +99,10 @@ pub(crate) fn is_running() -> bool {
 }
 
 fn start() -> io::Result<OwnedFd> {
-    // Installed here, so that every worker the server forks has it.
+    // Installed here, so that every worker the server forks has it, and worked out here, so
+    // that no worker works it out again.
     crate::child::install_panic_hook();
+    crate::ring::may_spin();
     let (ours, theirs) = sys::packet_pair()?;
     let parent = sys::getpid();
     crate::spawn::flush_stdout();

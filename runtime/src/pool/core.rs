@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use super::job::{deliver, Batch, JobId, Jobs, Outcome};
 use super::outbox::Outbox;
-use super::slot::{crash, linger, read, stuck, write, Slot, LINGER};
+use super::slot::{crash, linger, read, stuck, write, Slot};
 use crate::error::ErrorKind;
 use crate::frame::{FrameReader, Payload};
 use crate::process::PoolProcess;
+use crate::ring::LINGER;
 use crate::sys::{self, Interest};
 
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
@@ -64,7 +65,7 @@ impl Core {
             closed: false,
             ready: Vec::new(),
             lingering: false,
-            may_linger: std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1),
+            may_linger: crate::ring::may_spin(),
         };
         while core.slots.len() < core.settings.workers {
             core.add_worker()?;

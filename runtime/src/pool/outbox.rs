@@ -43,8 +43,10 @@ impl Outbox {
         self.unsent > 0
     }
 
-    /// Writes what the pipe `fd` takes of the unsent batches of `batches`, without blocking.
-    pub(super) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) {
+    /// Writes what the pipe `fd` takes of the unsent batches of `batches`, without blocking;
+    /// whether it wrote anything.
+    pub(super) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) -> bool {
+        let mut wrote_any = false;
         while self.unsent > 0 {
             let first = &batches[batches.len() - self.unsent];
             let lending = self.written >= BATCH_HEADER_LEN && self.lends(first);
@@ -54,19 +56,23 @@ impl Outbox {
                 self.write_copies(fd, batches)
             };
             match wrote {
-                Ok(n) => self.advance(n, batches),
+                Ok(n) => {
+                    wrote_any = true;
+                    self.advance(n, batches);
+                }
                 // Full (the worker is busy), or EPIPE (the worker is gone, which its pidfd is
                 // about to say): either way, later.
                 Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::BrokenPipe) => {
-                    return;
+                    return wrote_any;
                 }
                 // The pipe does not take lent pages here (vmsplice is filtered, say): copy.
                 Err(_) if lending => self.copy_only = true,
                 // Nothing else fails a write to a pipe whose reader lives; should it, the
                 // worker's end is near, which its pidfd will say. Never spin on it here.
-                Err(_) => return,
+                Err(_) => return wrote_any,
             }
         }
+        wrote_any
     }
 
     /// Whether `batch`'s arguments go to the pipe as lent pages rather than copies. Its pages

@@ -174,12 +174,12 @@ fn deliver_next(
 
 /// Writes what the pipe takes of a worker's pending requests, without blocking.
 pub(super) fn write(slot: &mut Slot) {
-    slot.out.write(slot.process.requests.as_fd(), &slot.batches);
+    if slot.out.write(slot.process.requests.as_fd(), &slot.batches) {
+        if let Some(ring) = &slot.process.ring {
+            ring.post();
+        }
+    }
 }
-
-/// The longest the pool spins on its workers' rings before it sleeps: about what a sleep and
-/// a wake-up cost together.
-pub(super) const LINGER: Duration = Duration::from_micros(20);
 
 /// Spins for at most `limit` until a worker's ring holds an outcome; whether one does.
 ///
