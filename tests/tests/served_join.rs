@@ -118,8 +118,25 @@ fn find_spare() -> Result<u32, String> {
     }
 }
 
+/// The name a process goes by in `ps` (`/proc/<pid>/comm`), without the newline.
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}
+
 fn spare_becomes_the_worker() -> Result<(), String> {
     let spare = find_spare()?;
+    // Named apart while it waits (it renames itself just after the fork).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while comm(spare) != "lp-spare" {
+        expect(
+            Instant::now() < deadline,
+            format!("the spare is called {:?}", comm(spare)),
+        )?;
+        std::thread::yield_now();
+    }
     let handle = square::spawn(5).map_err(|err| err.to_string())?;
     expect(
         handle.pid() == spare,

@@ -285,17 +285,26 @@ impl Spare {
     }
 }
 
+/// What a spare worker is called while it waits (`/proc/<pid>/comm`).
+const SPARE_NAME: &std::ffi::CStr = c"lp-spare";
+
 /// The spare's life until the server hands it a request. Never returns.
 fn wait_for_work(link: OwnedFd, server: Pid) -> ! {
     if !sys::die_with_parent(server) {
         sys::exit_now(0);
     }
+    // Named apart while it waits, so that `ps` (and a count of a function's busy workers) can
+    // tell it from the workers; it takes the program's name back when it becomes one.
+    let name = sys::rename_thread(SPARE_NAME);
     let mut kind = [0; 1];
     // The server hung up (it is ending), or the request is malformed: nothing to do.
     let Ok((_, fds)) = sys::recv_with_fds(link.as_fd(), &mut kind) else {
         sys::exit_now(0)
     };
     drop(link);
+    if let Some(name) = name {
+        sys::rename_thread(&name);
+    }
     let mut fds = fds.into_iter();
     let worker = [fds.next(), fds.next(), fds.next()];
     // The parent-death signal is set already, for the server.

@@ -340,6 +340,14 @@ pub(crate) fn lend_to_pipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize
     }
 }
 
+/// Names the calling thread (and so, for a process's only thread, the process, as `ps` shows
+/// it) `name`, at most 15 bytes; returns the name it had, if that could be read.
+pub(crate) fn rename_thread(name: &std::ffi::CStr) -> Option<std::ffi::CString> {
+    let previous = nix::sys::prctl::get_name().ok();
+    let _ = nix::sys::prctl::set_name(name);
+    previous
+}
+
 /// The number of threads this process has.
 pub(crate) fn thread_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
