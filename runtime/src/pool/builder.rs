@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::core::{Core, Settings};
+use super::core::Core;
 use super::Pool;
 use crate::error::ErrorKind;
 use crate::Error;
@@ -83,4 +83,12 @@ impl PoolBuilder {
             chunk_size: self.chunk_size,
         })
     }
+}
+
+/// The settings a pool keeps for its life.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) max_tasks_per_worker: Option<usize>,
 }

@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::{AsFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::builder::Settings;
 use super::job::{deliver, Batch, JobId, Jobs, Outcome};
 use super::outbox::Outbox;
 use super::slot::{crash, linger, read, stuck, write, Slot};
@@ -22,14 +23,6 @@ use crate::sys::{self, Interest};
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
 /// the parent between two batches.
 const BATCHES_PER_WORKER: usize = 2;
-
-/// The settings a pool keeps for its life.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Settings {
-    pub(crate) workers: usize,
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) max_tasks_per_worker: Option<usize>,
-}
 
 /// The engine. See the module documentation.
 #[derive(Debug)]
@@ -391,8 +384,11 @@ impl Core {
     pub(crate) fn terminate(&mut self) {
         self.queue.clear();
         self.jobs.clear();
-        for mut slot in self.slots.drain(..) {
+        // All are told first, so that they end together rather than one after another.
+        for slot in &self.slots {
             let _ = slot.process.child.kill();
+        }
+        for mut slot in self.slots.drain(..) {
             let _ = slot.process.child.reap();
         }
     }
