@@ -98,7 +98,7 @@ pub struct JoinFuture<T> {
     // while the handle still holds its descriptor open.
     pipe: Option<AsyncFd<Lent>>,
     pidfd: Option<AsyncFd<Lent>>,
-    /// The status pipe of a worker the fork server reaps (see `Child::exit_fd`).
+    /// The status socket of a worker the fork server reaps (see `Child::exit_fd`).
     status: Option<AsyncFd<Lent>>,
     /// The pidfd has been readable: the worker has ended.
     ended: bool,
@@ -212,7 +212,7 @@ impl<T: Wire> JoinFuture<T> {
             status
         };
         // Readable once the process has ended (a pidfd) or its exit record has come (the fork
-        // server's status pipe); it stays so until the reap, so the readiness is not cleared.
+        // server's status socket); it stays so until the reap, so the readiness is not cleared.
         // SAFETY: as in `poll_receive`: the handle's descriptor outlives the registration.
         let watched = unsafe { watch(slot, exit_fd) }?;
         let _readable = ready!(watched.poll_read_ready(cx))?;

@@ -48,17 +48,16 @@ impl Child {
         }
     }
 
-    /// A worker forked by the fork server, which reports its end on `status`.
-    pub(crate) fn adopt_served(pid: Pid, status: File) -> io::Result<Child> {
-        // Should this fail, dropping `status` tells the server nobody waits: it kills the worker.
-        let pidfd = sys::pidfd_open(pid)?;
-        Ok(Child {
+    /// A worker forked by the fork server, which sent `pidfd` for it and reports its end on
+    /// `status`.
+    pub(crate) fn adopt_served(pid: Pid, pidfd: OwnedFd, status: File) -> Child {
+        Child {
             pid,
             pidfd,
             exit: None,
             status: Some(status),
             released: false,
-        })
+        }
     }
 
     /// Lets go of a worker the fork server forked, once its outcome is in hand: kills it, should
@@ -71,7 +70,7 @@ impl Child {
             return false;
         }
         let _ = self.kill();
-        // Closing the status pipe tells the server that nobody waits for the exit record.
+        // Closing the status socket tells the server that nobody waits for the exit record.
         self.status = None;
         self.released = true;
         true
@@ -84,7 +83,7 @@ impl Child {
         sys::pidfd_kill(self.pidfd.as_fd())
     }
 
-    /// A descriptor that is readable once [`reap`](Child::reap) will not block: the status pipe
+    /// A descriptor that is readable once [`reap`](Child::reap) will not block: the status socket
     /// of a worker the fork server reaps (its exit record has come), else the pidfd (the process
     /// has ended). Only an async waiter uses it.
     #[cfg(feature = "tokio")]

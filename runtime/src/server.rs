@@ -6,13 +6,13 @@
 //! that takes one hangs. The server has one thread, so its children inherit no such lock, and its
 //! memory is what the program had at `init`, however large the program grows later.
 //!
-//! For each worker, the caller makes a request pipe, a result pipe and a *status* pipe (and, for a
-//! pool worker, the shared memory of its outcome ring), and sends the worker's ends to the server
-//! over the control socket. The server starts the worker, writes its pid to the status pipe, and,
-//! once the worker has ended and been reaped, its exit status. The caller kills a worker through
-//! a pidfd, which works for processes that are not its children. A caller that has a one-off
-//! worker's outcome closes the status pipe without reading the exit record (`Child::release`):
-//! the server reaps the worker all the same.
+//! For each worker, the caller makes a request pipe, a result pipe and a *status* socket (and, for
+//! a pool worker, the shared memory of its outcome ring), and sends the worker's ends to the
+//! server over the control socket. The server starts the worker, sends its pid with a pidfd for
+//! it on the status socket, and, once the worker has ended and been reaped, its exit status. The
+//! caller kills a worker through that pidfd, which names the process and no other even once it
+//! has been reaped. A caller that has a one-off worker's outcome closes the status socket without
+//! reading the exit record (`Child::release`): the server reaps the worker all the same.
 //!
 //! The server keeps one worker forked ahead of need, the *spare*, which waits for a request's
 //! descriptors on a socket of its own: a request then costs a hand-over rather than a fork, and
@@ -38,7 +38,7 @@ mod serving;
 /// The caller's end of the control socket, once [`init`] has run.
 static SERVER: OnceLock<Mutex<OwnedFd>> = OnceLock::new();
 
-/// Records on the status pipe: a tag byte, then a little-endian `i32`: first the worker's pid (or
+/// Records on the status socket: a tag byte, then a little-endian `i32`: first the worker's pid (or
 /// why it could not be forked), later how it ended.
 const EXIT_CODE: u8 = 0;
 const EXIT_SIGNAL: u8 = 1;
@@ -134,7 +134,8 @@ pub(crate) fn spawn_worker(ring: Option<BorrowedFd<'_>>) -> Option<io::Result<Se
 fn request(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result<ServedWorker> {
     let (request_read, requests) = sys::pipe()?;
     let (results, result_write) = sys::pipe()?;
-    let (status, worker_status) = sys::pipe()?;
+    // A socket rather than a pipe, so that the worker's pidfd can come with its pid.
+    let (status, worker_status) = sys::packet_pair()?;
     sys::grow_pipe(requests.as_fd());
     sys::grow_pipe(results.as_fd());
     {
@@ -148,14 +149,19 @@ fn request(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result
         sys::send_with_fds(control.as_fd(), &[0], &fds)?;
     }
     drop((request_read, result_write, worker_status));
-    let mut status = File::from(status);
-    let (tag, value) = read_record(&mut status)?;
-    match tag {
-        SPAWNED => {}
-        FORK_FAILED => return Err(io::Error::from_raw_os_error(value)),
+    let mut record = [0; 5];
+    let (len, fds) = sys::recv_with_fds(status.as_fd(), &mut record)?;
+    let [tag, value @ ..] = record;
+    let value = i32::from_le_bytes(value);
+    let pidfd = match (len, tag, fds.into_iter().next()) {
+        (0, ..) => return Err(io::Error::other("the fork server is gone")),
+        (5, SPAWNED, Some(pidfd)) => pidfd,
+        (5, FORK_FAILED, _) => return Err(io::Error::from_raw_os_error(value)),
         _ => return Err(io::Error::other("bad record from the fork server")),
-    }
-    let child = Child::adopt_served(Pid::from_raw(value), status)?;
+    };
+    // The server's own pidfd for the worker: it names that process even should it have died
+    // and been reaped by now, which a pidfd opened here from the pid would not.
+    let child = Child::adopt_served(Pid::from_raw(value), pidfd, File::from(status));
     Ok(ServedWorker {
         child,
         requests,
@@ -173,7 +179,7 @@ pub(crate) fn read_exit(status: &mut File) -> io::Result<Exit> {
     }
 }
 
-/// Reads one record from a status pipe, waiting for it.
+/// Reads one record from a status socket, waiting for it.
 fn read_record(status: &mut File) -> io::Result<(u8, i32)> {
     let mut record = [0; 5];
     status

@@ -44,12 +44,16 @@ fn main() {
         eprintln!("served_join: hung for 300 s");
         std::process::exit(2);
     });
-    let checks: [Check; 6] = [
+    let checks: [Check; 7] = [
         (
             "the spare becomes the next worker",
             spare_becomes_the_worker,
         ),
         ("a killed spare is replaced", killed_spare_is_replaced),
+        (
+            "a request racing the spare's death still gets a worker",
+            request_racing_a_dying_spare,
+        ),
         ("joined workers are reaped by the server", joined_are_reaped),
         (
             "awaited workers are reaped by the server",
@@ -165,6 +169,24 @@ fn killed_spare_is_replaced() -> Result<(), String> {
     all_reaped(&[worker])?;
     let next = find_spare()?;
     expect(next != spare, "no new spare")
+}
+
+fn request_racing_a_dying_spare() -> Result<(), String> {
+    let spare = find_spare()?;
+    let pid = Pid::from_raw(i32::try_from(spare).map_err(|err| err.to_string())?);
+    signal::kill(pid, Signal::SIGKILL).map_err(|err| err.to_string())?;
+    // At once, before the server can have noticed: handing the request to the dead spare fails
+    // and the server forks afresh, or the spare was replaced already; either way the spawn
+    // succeeds. Should the spare die just after taking the request, the join says SIGKILL (and
+    // the pidfd comes from the server, so the spawn does not fail for a pid already reaped).
+    let handle = square::spawn(7).map_err(|err| format!("spawn failed: {err}"))?;
+    match handle.join() {
+        Ok(value) => expect(value == 49, format!("square(7) = {value}")),
+        Err(err) => expect(
+            err.signal_name() == Some("SIGKILL"),
+            format!("the dead spare's task failed otherwise: {err}"),
+        ),
+    }
 }
 
 fn joined_are_reaped() -> Result<(), String> {

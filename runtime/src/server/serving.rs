@@ -42,7 +42,7 @@ pub(super) fn serve(control: &OwnedFd, parent: Pid) -> ! {
             control,
             workers: Vec::new(),
             spare: None,
-            // A caller that has its worker's outcome closes the status pipe without waiting for
+            // A caller that has its worker's outcome closes the status socket without waiting for
             // the exit record (`Child::release`): writing that record must not kill the server.
             sigpipe: sys::ignore_sigpipe().ok(),
         };
@@ -92,7 +92,7 @@ impl Server<'_> {
         }
     }
 
-    /// Reaps the workers that `ended` says have ended, and reports how on their status pipes.
+    /// Reaps the workers that `ended` says have ended, and reports how on their status sockets.
     fn reap(&mut self, ended: &[bool]) {
         for i in (0..ended.len()).rev() {
             if ended[i] {
@@ -157,7 +157,7 @@ impl Server<'_> {
         };
         match started {
             Ok((pid, pidfd)) => {
-                if write_record(&mut status, (SPAWNED, pid.as_raw())).is_ok() {
+                if send_spawned(&status, pid, &pidfd).is_ok() {
                     self.workers.push(Served { pid, pidfd, status });
                 } else {
                     // The caller is gone already: end the worker too.
@@ -213,6 +213,14 @@ fn become_worker(fds: [Option<OwnedFd>; 3], parent: Option<Pid>) -> ! {
         sys::exit_now(0)
     };
     process::serve(&requests, results, ring, parent)
+}
+
+/// Tells the caller its worker's pid, with a pidfd for it: a pid alone could name another
+/// process by the time the caller opened one, should the worker die and be reaped first.
+fn send_spawned(status: &File, pid: Pid, pidfd: &OwnedFd) -> io::Result<()> {
+    let mut record = [SPAWNED, 0, 0, 0, 0];
+    record[1..].copy_from_slice(&pid.as_raw().to_le_bytes());
+    sys::send_with_fds(status.as_fd(), &record, &[pidfd.as_raw_fd()])
 }
 
 fn write_record(status: &mut File, (tag, value): (u8, i32)) -> io::Result<()> {
