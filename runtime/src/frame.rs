@@ -243,7 +243,10 @@ impl FrameReader {
                 let want = total.saturating_sub(self.buf.len() as u64).min(64 << 20);
                 usize::try_from(want).unwrap_or(64 << 20)
             }
-            _ => 256 << 10,
+            // No header yet: enough for a small frame whole. Kept under glibc's threshold for
+            // mapping an allocation of its own, so that a fresh reader (each one-off spawn has
+            // two) costs no `mmap`, no page faults in fresh pages and no `munmap`.
+            _ => 64 << 10,
         };
         let want = want.max(1);
         match sys::read_appending(fd, &mut self.buf, want) {
