@@ -127,9 +127,10 @@
 //! # Platform support
 //!
 //! Linux 5.3 or later (for `pidfd_open`), as on AWS Lambda. Nothing needs `/dev/shm` or a
-//! writable file system. Each live worker costs the caller two to four file descriptors (its
-//! pipes, a pidfd, and with the fork server a status socket), so Lambda's limit of 1024 allows
-//! two hundred workers at once; a pool's descriptors do not grow with the number of tasks.
+//! writable file system. Each live pool worker costs the caller four or five file descriptors
+//! (its pipes, a pidfd, and with the fork server a status socket), so Lambda's limit of 1024
+//! allows about two hundred workers at once; a pool's descriptors do not grow with the number
+//! of tasks.
 //!
 //! A pool worker hands its outcomes back through 256 KiB of shared memory (a `memfd`, mapped by
 //! the worker and the pool), so that a small task costs no system call; a crash still fails only

@@ -124,6 +124,11 @@ pub(crate) struct PoolProcess {
     pub(crate) child: Child,
     /// Our end of the request pipe (non-blocking).
     pub(crate) requests: OwnedFd,
+    /// A read end of the request pipe that we keep, so that the pipe always has a reader: a
+    /// write to the pipe of a worker that has died then neither fails with `EPIPE` nor raises
+    /// `SIGPIPE`, which would kill a program that has not ignored it. (The worker's death is
+    /// seen through its pidfd.)
+    request_guard: OwnedFd,
     /// Our end of the result pipe (non-blocking).
     pub(crate) results: OwnedFd,
     /// The outcome ring; `None` where shared memory could not be had, and every outcome comes
@@ -148,6 +153,7 @@ impl PoolProcess {
             return Ok(PoolProcess {
                 child: served.child,
                 requests: served.requests,
+                request_guard: served.request_guard,
                 results: served.results,
                 ring,
             });
@@ -175,10 +181,11 @@ impl PoolProcess {
                 serve(&request_read, result_write, ring_fd, die_with)
             }
             Fork::Parent(pid) => {
-                drop((request_read, result_write, ring_fd));
+                drop((result_write, ring_fd));
                 Ok(PoolProcess {
                     child: Child::adopt(pid)?,
                     requests: request_write,
+                    request_guard: request_read,
                     results: result_read,
                     ring,
                 })
@@ -187,10 +194,11 @@ impl PoolProcess {
     }
 
     /// The descriptors this worker's parent side holds, for [`PoolProcess::spawn`]'s `siblings`.
-    pub(crate) fn fds(&self) -> [RawFd; 3] {
+    pub(crate) fn fds(&self) -> [RawFd; 4] {
         [
             self.child.pidfd.as_raw_fd(),
             self.requests.as_raw_fd(),
+            self.request_guard.as_raw_fd(),
             self.results.as_raw_fd(),
         ]
     }

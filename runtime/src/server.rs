@@ -121,6 +121,8 @@ fn start() -> io::Result<OwnedFd> {
 pub(crate) struct ServedWorker {
     pub(crate) child: Child,
     pub(crate) requests: OwnedFd,
+    /// A read end of the request pipe, kept by the caller (see [`process::PoolProcess`]).
+    pub(crate) request_guard: OwnedFd,
     pub(crate) results: OwnedFd,
 }
 
@@ -148,7 +150,7 @@ fn request(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result
         fds.extend(ring.map(|fd| fd.as_raw_fd()));
         sys::send_with_fds(control.as_fd(), &[0], &fds)?;
     }
-    drop((request_read, result_write, worker_status));
+    drop((result_write, worker_status));
     let mut record = [0; 5];
     let (len, fds) = sys::recv_with_fds(status.as_fd(), &mut record)?;
     let [tag, value @ ..] = record;
@@ -165,6 +167,7 @@ fn request(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result
     Ok(ServedWorker {
         child,
         requests,
+        request_guard: request_read,
         results,
     })
 }

@@ -29,8 +29,10 @@ pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
     child::install_panic_hook();
     if let Some(served) = server::spawn_worker(None) {
         let served = served.map_err(spawn_error)?;
+        // The request pipe keeps a reader of ours (`request_guard`) while the task goes out, so
+        // that a worker already dead makes this write neither fail nor raise SIGPIPE.
         send_once::<W>(&args, &served.requests)?;
-        drop(served.requests);
+        drop((served.requests, served.request_guard));
         sys::set_nonblocking(served.results.as_fd()).map_err(spawn_error)?;
         return Ok(JoinHandle {
             child: served.child,

@@ -32,6 +32,14 @@ fn sigpipe_is_default() -> bool {
     matches!(previous, Ok(SigHandler::SigDfl))
 }
 
+/// Task 0 kills its worker; the others return their input.
+fn first_one_dies(task: u32) -> u32 {
+    if task == 0 {
+        let _ = signal::raise(Signal::SIGKILL);
+    }
+    task
+}
+
 type Check = (&'static str, fn() -> Result<(), String>);
 
 fn main() {
@@ -44,7 +52,7 @@ fn main() {
         eprintln!("served_join: hung for 300 s");
         std::process::exit(2);
     });
-    let checks: [Check; 7] = [
+    let checks: [Check; 8] = [
         (
             "the spare becomes the next worker",
             spare_becomes_the_worker,
@@ -53,6 +61,10 @@ fn main() {
         (
             "a request racing the spare's death still gets a worker",
             request_racing_a_dying_spare,
+        ),
+        (
+            "writing to a dead pool worker raises no SIGPIPE",
+            pool_worker_dies_with_batches_queued,
         ),
         ("joined workers are reaped by the server", joined_are_reaped),
         (
@@ -187,6 +199,34 @@ fn request_racing_a_dying_spare() -> Result<(), String> {
             format!("the dead spare's task failed otherwise: {err}"),
         ),
     }
+}
+
+fn pool_worker_dies_with_batches_queued() -> Result<(), String> {
+    // One worker, one task a batch: when task 0 kills the worker, the pool has the next batch
+    // on the dead worker's pipe or about to be. Were that write to raise SIGPIPE, this program
+    // (whose SIGPIPE is the default) would die here.
+    let pool = Pool::builder()
+        .workers(1)
+        .chunk_size(1)
+        .build()
+        .map_err(|err| err.to_string())?;
+    let outcomes = pool.map_each(first_one_dies, 0..20);
+    let killed = outcomes[0]
+        .as_ref()
+        .err()
+        .and_then(lambda_parallel::Error::signal_name);
+    expect(
+        killed == Some("SIGKILL"),
+        format!("task 0: {:?}", outcomes[0]),
+    )?;
+    let rest: Vec<u32> = outcomes[1..]
+        .iter()
+        .filter_map(|o| o.as_ref().ok().copied())
+        .collect();
+    expect(
+        rest == (1..20).collect::<Vec<u32>>(),
+        format!("the others: {rest:?}"),
+    )
 }
 
 fn joined_are_reaped() -> Result<(), String> {
