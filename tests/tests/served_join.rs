@@ -160,6 +160,9 @@ fn spare_becomes_the_worker() -> Result<(), String> {
     )?;
     let value = handle.join().map_err(|err| err.to_string())?;
     expect(value == 25, format!("square(5) = {value}"))?;
+    // `join` returned without waiting for the reaping: until the server has reaped the worker,
+    // it could pass for the server's one child, the spare.
+    all_reaped(&[spare])?;
     let next = find_spare()?;
     expect(next != spare, "no new spare")
 }
