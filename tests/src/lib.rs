@@ -180,3 +180,60 @@ pub enum Untagged {
     /// A text.
     Text(String),
 }
+
+/// For test binaries with a `main` of their own (`harness = false`), which must call
+/// `lambda_parallel::init` before any thread exists: their checks, run in order and reported
+/// as the test harness would.
+pub mod checks {
+    use std::time::Duration;
+
+    /// A named check: `Err` says why it failed.
+    pub type Check = (&'static str, fn() -> Result<(), String>);
+
+    /// `Ok` if `condition` holds, else `why`.
+    ///
+    /// # Errors
+    ///
+    /// `why`, when `condition` does not hold.
+    pub fn expect(condition: bool, why: impl Into<String>) -> Result<(), String> {
+        condition.then_some(()).ok_or_else(|| why.into())
+    }
+
+    /// Ends the process with a message if it still runs after `limit`: a hang then fails the
+    /// binary rather than stalling CI.
+    pub fn watchdog(binary: &'static str, limit: Duration) {
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            eprintln!("{binary}: hung for {} s", limit.as_secs());
+            std::process::exit(2);
+        });
+    }
+
+    /// Prints each outcome as `test NAME ... ok` or `... FAILED: why`, then
+    /// `BINARY: N passed, N failed`, and exits, non-zero if any failed.
+    pub fn report(
+        binary: &str,
+        outcomes: impl IntoIterator<Item = (&'static str, Result<(), String>)>,
+    ) -> ! {
+        let (mut passed, mut failed) = (0, 0);
+        for (name, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    passed += 1;
+                    println!("test {name} ... ok");
+                }
+                Err(why) => {
+                    failed += 1;
+                    println!("test {name} ... FAILED: {why}");
+                }
+            }
+        }
+        println!("{binary}: {passed} passed, {failed} failed");
+        std::process::exit(i32::from(failed > 0));
+    }
+
+    /// Runs `checks` in order and [`report`]s them.
+    pub fn run(binary: &str, checks: &[Check]) -> ! {
+        report(binary, checks.iter().map(|(name, check)| (*name, check())));
+    }
+}

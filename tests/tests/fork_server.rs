@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_parallel::{lambda_parallel, Pool};
+use lambda_parallel_tests::checks::{expect, report, watchdog, Check};
 
 #[lambda_parallel]
 fn checksum(seed: u64, len: u32) -> u64 {
@@ -39,8 +40,6 @@ fn fails(how: u8) -> u8 {
     }
 }
 
-type Check = (&'static str, fn() -> Result<(), String>);
-
 fn main() {
     let refused = std::thread::spawn(lambda_parallel::init).join().unwrap();
     let refused = match refused {
@@ -48,12 +47,7 @@ fn main() {
         Err(err) => expect(err.to_string().contains("main thread"), err.to_string()),
     };
     lambda_parallel::init().expect("init runs first thing in main");
-    // A watchdog turns a hang into a failure with a message, rather than a stuck CI job.
-    std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(300));
-        eprintln!("fork_server: hung for 300 s");
-        std::process::exit(2);
-    });
+    watchdog("fork_server", Duration::from_secs(300));
     let checks: [Check; 6] = [
         ("init twice is fine", init_twice),
         (
@@ -70,25 +64,7 @@ fn main() {
     ];
     let outcomes = std::iter::once(("init is refused off the main thread", refused))
         .chain(checks.into_iter().map(|(name, check)| (name, check())));
-    let (mut passed, mut failed) = (0, 0);
-    for (name, outcome) in outcomes {
-        match outcome {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
-    println!("fork_server: {passed} passed, {failed} failed");
-    std::process::exit(i32::from(failed > 0));
-}
-
-fn expect(condition: bool, why: impl Into<String>) -> Result<(), String> {
-    condition.then_some(()).ok_or_else(|| why.into())
+    report("fork_server", outcomes)
 }
 
 fn init_twice() -> Result<(), String> {

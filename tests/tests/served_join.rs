@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lambda_parallel::{lambda_parallel, Pool};
+use lambda_parallel_tests::checks::{expect, run, watchdog, Check};
 use nix::sys::signal::{self, SigHandler, Signal};
 use nix::unistd::Pid;
 
@@ -40,18 +41,11 @@ fn first_one_dies(task: u32) -> u32 {
     task
 }
 
-type Check = (&'static str, fn() -> Result<(), String>);
-
 fn main() {
     // SAFETY: `SIG_DFL` installs no handler code; no other thread exists yet.
     unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }.expect("SIGPIPE reset");
     lambda_parallel::init().expect("init runs first thing in main");
-    // A watchdog turns a hang into a failure with a message, rather than a stuck CI job.
-    std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(300));
-        eprintln!("served_join: hung for 300 s");
-        std::process::exit(2);
-    });
+    watchdog("served_join", Duration::from_secs(300));
     let checks: [Check; 8] = [
         (
             "the spare becomes the next worker",
@@ -77,25 +71,7 @@ fn main() {
         ),
         ("workers keep the program's SIGPIPE", sigpipe_kept),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in checks {
-        match check() {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
-    println!("served_join: {passed} passed, {failed} failed");
-    std::process::exit(i32::from(failed > 0));
-}
-
-fn expect(condition: bool, why: impl Into<String>) -> Result<(), String> {
-    condition.then_some(()).ok_or_else(|| why.into())
+    run("served_join", &checks)
 }
 
 /// Waits until none of `pids` exists any more, not even as a zombie; a bound turns a worker that
