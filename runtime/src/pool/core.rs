@@ -41,13 +41,14 @@ pub(crate) struct Core {
     /// for that long before it sleeps. Never on a single CPU, where the spin would only keep
     /// the worker it waits for from running.
     lingering: bool,
-    may_linger: bool,
 }
 
 impl Core {
     pub(crate) fn new(settings: Settings) -> io::Result<Core> {
         // Inline mode (no workers) catches panics too, and needs the hook for their location.
         crate::child::install_panic_hook();
+        // Worked out before the workers fork, so that they inherit the answer.
+        crate::ring::may_spin();
         let mut core = Core {
             settings,
             deadline: None,
@@ -58,7 +59,6 @@ impl Core {
             closed: false,
             ready: Vec::new(),
             lingering: false,
-            may_linger: crate::ring::may_spin(),
         };
         while core.slots.len() < core.settings.workers {
             core.add_worker()?;
@@ -278,7 +278,7 @@ impl Core {
         let slept = Instant::now();
         let polled = sys::poll_many(&fds, timeout, &mut ready);
         if !waiting && busy && ready.contains(&true) {
-            self.lingering = self.may_linger && slept.elapsed() < LINGER;
+            self.lingering = slept.elapsed() < LINGER && crate::ring::may_spin();
         }
         drop(fds);
         for slot in &self.slots {
