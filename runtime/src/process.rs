@@ -360,3 +360,18 @@ fn fill(
     idle.seen = ring.posted();
     filled
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_workers_request_pipe_still_takes_writes() {
+        let mut worker = PoolProcess::spawn(&[]).unwrap();
+        worker.child.kill().unwrap();
+        worker.child.reap().unwrap();
+        // The worker's read end is gone with it. Without the one we keep, this write would
+        // fail with EPIPE (and raise SIGPIPE in a program that has not ignored it).
+        assert_eq!(sys::write_some(worker.requests.as_fd(), b"x").unwrap(), 1);
+    }
+}
