@@ -177,6 +177,8 @@ pub(crate) struct RingReader {
     map: Mapping,
     /// Consumed, and published to the worker by [`RingReader::release`].
     head: u64,
+    /// What `release` last published.
+    released: u64,
     /// Published by the worker, as last read.
     tail: u64,
 }
@@ -191,6 +193,7 @@ impl RingReader {
             RingReader {
                 map,
                 head: 0,
+                released: 0,
                 tail: 0,
             },
             fd,
@@ -249,6 +252,11 @@ impl RingReader {
     /// Tells the worker how far frames have been consumed, freeing their space, and wakes it if
     /// it waits for room.
     pub(crate) fn release(&mut self) {
+        if self.head == self.released {
+            // Nothing read since: no room made, nobody to wake.
+            return;
+        }
+        self.released = self.head;
         let control = self.map.control();
         control.head.0.store(self.head, Ordering::Release);
         // Pairs with the fence in `RingWriter::wait_for_room`: either the worker sees the room
@@ -270,8 +278,7 @@ impl RingReader {
         // Pairs with the fence in `RingWriter::take_sleeping`: either the worker sees the flag
         // raised, or this sees its frame.
         fence(Ordering::SeqCst);
-        self.tail = control.tail.0.load(Ordering::Acquire);
-        self.tail != self.head
+        self.pending()
     }
 
     /// Tells the worker that requests are on its pipe.
