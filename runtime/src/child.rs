@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
-use nix::unistd::Pid;
+use crate::sys::Pid;
 
 use crate::codec;
 use crate::error::{PanicLocation, PanicReport};

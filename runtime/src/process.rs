@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use nix::unistd::Pid;
+use crate::sys::Pid;
 
 use crate::child;
 use crate::frame::{self, Fill, FrameReader, Tag};
@@ -31,21 +31,13 @@ pub(crate) struct Child {
 
 impl Child {
     pub(crate) fn adopt(pid: Pid) -> io::Result<Child> {
-        match sys::pidfd_open(pid) {
-            Ok(pidfd) => Ok(Child {
-                pid,
-                pidfd,
-                exit: None,
-                status: None,
-                released: false,
-            }),
-            Err(err) => {
-                // No pidfd (EMFILE, say): the pid is still ours, since we have not reaped it.
-                sys::kill_pid(pid);
-                let _ = sys::wait(pid);
-                Err(err)
-            }
-        }
+        Ok(Child {
+            pid,
+            pidfd: sys::child_pidfd(pid)?,
+            exit: None,
+            status: None,
+            released: false,
+        })
     }
 
     /// A worker forked by the fork server, which sent `pidfd` for it and reports its end on
@@ -172,11 +164,8 @@ impl PoolProcess {
         // other threads: `close`, `prctl`, `read` and `write` on its own pipes, and memory it
         // allocates itself (glibc's allocator is reset for the child at fork). What the user's
         // function touches is the caller's to judge, as the crate's Safety section explains.
-        match unsafe { sys::fork() }? {
+        match unsafe { sys::fork(siblings) }? {
             Fork::Child => {
-                for fd in siblings {
-                    sys::close_raw(*fd);
-                }
                 drop((request_write, result_read));
                 serve(&request_read, result_write, ring_fd, die_with)
             }

@@ -26,7 +26,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use nix::unistd::Pid;
+use crate::sys::Pid;
 
 use crate::error::ErrorKind;
 use crate::process::Child;
@@ -108,7 +108,7 @@ fn start() -> io::Result<OwnedFd> {
     crate::spawn::flush_stdout();
     // SAFETY: `init` checked that this process has one thread, so the child inherits no lock
     // held elsewhere. The child runs `serve`, which ends in `_exit` and never returns here.
-    match unsafe { sys::fork() }? {
+    match unsafe { sys::fork(&[]) }? {
         Fork::Child => {
             drop(ours);
             serving::serve(&theirs, parent)

@@ -51,7 +51,7 @@ pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
     // calls the user's function it takes no lock and touches no state shared with other threads:
     // `prctl`, `getppid` and thread-locals of its own thread. What the user's function itself may
     // touch is the caller's to judge, as the crate documentation's Safety section explains.
-    match unsafe { sys::fork() }.map_err(spawn_error)? {
+    match unsafe { sys::fork(&[]) }.map_err(spawn_error)? {
         Fork::Child => {
             drop(read);
             child::run::<W>(args, write, parent)
@@ -155,7 +155,7 @@ impl<T: Wire> JoinHandle<T> {
     /// The process id of the worker.
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.child.pid.as_raw().unsigned_abs()
+        self.child.pid.as_u32()
     }
 
     /// Kills the worker with `SIGKILL`, if it is still running. A later

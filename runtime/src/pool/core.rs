@@ -86,7 +86,7 @@ impl Core {
     pub(crate) fn pids(&self) -> Vec<u32> {
         self.slots
             .iter()
-            .map(|slot| slot.process.child.pid.as_raw().unsigned_abs())
+            .map(|slot| slot.process.child.pid.as_u32())
             .collect()
     }
 

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 
-use nix::unistd::Pid;
+use crate::sys::Pid;
 
 use super::{EXIT_CODE, EXIT_SIGNAL, FORK_FAILED, SPAWNED};
 use crate::process;
@@ -101,7 +101,7 @@ impl Server<'_> {
                     Ok(Exit::Code(code)) => (EXIT_CODE, code),
                     Ok(Exit::Signal(signal)) => (EXIT_SIGNAL, signal),
                     // Reaped by someone else, which cannot happen here: report a crash.
-                    Err(_) => (EXIT_SIGNAL, libc::SIGKILL),
+                    Err(_) => (EXIT_SIGNAL, sys::SIGKILL),
                 };
                 // Fails when the caller has its outcome and closed the pipe: nobody waits.
                 let _ = write_record(&mut worker.status, record);
@@ -166,7 +166,7 @@ impl Server<'_> {
                 }
             }
             Err(err) => {
-                let errno = err.raw_os_error().unwrap_or(libc::EIO);
+                let errno = err.raw_os_error().unwrap_or(sys::EIO);
                 let _ = write_record(&mut status, (FORK_FAILED, errno));
             }
         }
@@ -185,11 +185,8 @@ impl Server<'_> {
         let server = sys::getpid();
         // SAFETY: the server has one thread. The child runs `process::serve`, which ends in
         // `_exit`.
-        let pid = match unsafe { sys::fork() }? {
+        let pid = match unsafe { sys::fork(&inherited) }? {
             Fork::Child => {
-                for fd in inherited {
-                    sys::close_raw(fd);
-                }
                 if let Some(sigpipe) = &self.sigpipe {
                     sys::restore_sigpipe(sigpipe);
                 }
@@ -198,12 +195,7 @@ impl Server<'_> {
             Fork::Parent(pid) => pid,
         };
         drop(fds);
-        sys::pidfd_open(pid)
-            .inspect_err(|_| {
-                sys::kill_pid(pid);
-                let _ = sys::wait(pid);
-            })
-            .map(|pidfd| (pid, pidfd))
+        sys::child_pidfd(pid).map(|pidfd| (pid, pidfd))
     }
 }
 
@@ -246,11 +238,8 @@ impl Spare {
         let server = sys::getpid();
         // SAFETY: the server has one thread. The child runs `wait_for_work`, which ends in
         // `_exit`.
-        match unsafe { sys::fork() }? {
+        match unsafe { sys::fork(inherited) }? {
             Fork::Child => {
-                for fd in inherited {
-                    sys::close_raw(*fd);
-                }
                 drop(link);
                 if let Some(sigpipe) = sigpipe {
                     sys::restore_sigpipe(sigpipe);
@@ -259,14 +248,8 @@ impl Spare {
             }
             Fork::Parent(pid) => {
                 drop(theirs);
-                match sys::pidfd_open(pid) {
-                    Ok(pidfd) => Ok(Spare { pid, pidfd, link }),
-                    Err(err) => {
-                        sys::kill_pid(pid);
-                        let _ = sys::wait(pid);
-                        Err(err)
-                    }
-                }
+                let pidfd = sys::child_pidfd(pid)?;
+                Ok(Spare { pid, pidfd, link })
             }
         }
     }

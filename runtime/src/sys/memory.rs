@@ -1,4 +1,4 @@
-//! Memory shared between processes: a worker's outcome ring (`ring.rs`) and the futex that a
+//! Memory shared between processes: a worker's outcome ring (`transport/ring.rs`) and the futex that a
 //! worker waiting for room in it sleeps on.
 
 use std::io;
@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg};
 
-use super::{io_err, FORKING};
+use super::io_err;
+use super::process::FORKING;
 
 /// A shared-memory file of `len` zero bytes that can be neither grown nor shrunk (so that no
 /// process holding a mapping of it can be made to fault by another resizing it), closing on

@@ -1,0 +1,221 @@
+//! Processes: fork, exit, pids and pidfds, reaping, signals, and what a process knows of itself.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, PoisonError};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::ForkResult;
+
+use super::io_err;
+
+/// A process id. Ours, so that no type of `nix` crosses this module's border.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pid(libc::pid_t);
+
+impl Pid {
+    pub(crate) fn from_raw(pid: i32) -> Pid {
+        Pid(pid)
+    }
+
+    pub(crate) fn as_raw(self) -> i32 {
+        self.0
+    }
+
+    /// The pid as the public API gives it (`JoinHandle::pid`, `Pool::pids`).
+    pub(crate) fn as_u32(self) -> u32 {
+        self.0.unsigned_abs()
+    }
+
+    fn to_nix(self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.0)
+    }
+}
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// It called `exit` or `_exit` with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+/// The signal that kills a worker, as a number for [`Exit::Signal`].
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
+/// The error number for an I/O failure that has no number of its own.
+pub(crate) const EIO: i32 = libc::EIO;
+
+pub(crate) enum Fork {
+    Child,
+    Parent(Pid),
+}
+
+/// Held by a thread of ours that forks, and by one that makes a mapping that children must not
+/// inherit ([`map_shared`](super::map_shared)): between `mmap` and `madvise`, a fork from another
+/// thread would copy the mapping into a child that has no business with it.
+pub(super) static FORKING: Mutex<()> = Mutex::new(());
+
+/// Forks the calling process. The child first closes `close_in_child`: descriptors it inherits
+/// but must not hold (another worker's pipes, say).
+///
+/// The child may allocate: glibc's `malloc` takes every arena's lock around `fork` (its `atfork`
+/// handlers) and resets them in the child, so the child's allocator is consistent and unlocked
+/// even when another thread was allocating at the moment of the fork. (musl's does the same
+/// since 1.2.1.) Locks of anything else are not reset: hence the contract below.
+///
+/// # Safety
+///
+/// In the child only the calling thread exists. Every lock another thread held at the time of
+/// the fork (but the allocator's) stays held forever, and data another thread was changing is
+/// left half-changed. Until it ends, the child must touch nothing that another thread of the
+/// parent may have been using; and it must end with [`exit_now`], never by returning into code
+/// that expects the parent's threads to exist. Nothing in the child may use a descriptor of
+/// `close_in_child` again, nor close one (the `OwnedFd`s that own them in the parent must not be
+/// dropped there: the child ends with `exit_now`, which runs no destructor).
+pub(crate) unsafe fn fork(close_in_child: &[RawFd]) -> io::Result<Fork> {
+    let forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
+    // SAFETY: the caller upholds the contract above, which is `nix::unistd::fork`'s.
+    let forked = unsafe { nix::unistd::fork() };
+    // In the child too: the lock is a copy there, held by its one thread.
+    drop(forking);
+    match forked.map_err(io_err)? {
+        ForkResult::Child => {
+            for fd in close_in_child {
+                // SAFETY: the caller's contract: nothing in this child uses these again.
+                unsafe { super::fd::close_raw(*fd) };
+            }
+            Ok(Fork::Child)
+        }
+        ForkResult::Parent { child } => Ok(Fork::Parent(Pid(child.as_raw()))),
+    }
+}
+
+/// Ends the calling process at once: no destructors, no `atexit` handlers, no stdio flush
+/// (a forked child must not flush buffers it inherited from its parent, or they print twice).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+pub(crate) fn getpid() -> Pid {
+    Pid(nix::unistd::getpid().as_raw())
+}
+
+/// Asks the kernel to kill this process when its parent dies; returns `false` when the parent
+/// (`parent`) is already gone, in which case the caller should end at once.
+pub(crate) fn die_with_parent(parent: Pid) -> bool {
+    // The death signal is set after the fork: if the parent died in between, the child has been
+    // re-parented and no signal will come, hence the check of `getppid` afterwards.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
+        && nix::unistd::getppid() == parent.to_nix()
+}
+
+/// A file descriptor that refers to `pid` for as long as it is open, even after the process
+/// ends, so signals sent through it never reach a recycled pid. Linux 5.3 and later.
+fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and a flags word and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("pidfd_open returned a bad fd"))?;
+    // SAFETY: the kernel just returned this new descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A pidfd for `pid`, a child of this process that has not been reaped. Where none can be
+/// opened (`EMFILE`, say), the child is killed and reaped, so that nothing is left behind
+/// unowned, and the error returned.
+pub(crate) fn child_pidfd(pid: Pid) -> io::Result<OwnedFd> {
+    pidfd_open(pid).inspect_err(|_| {
+        // The pid is still ours, since we have not reaped it: it names no other process.
+        let _ = nix::sys::signal::kill(pid.to_nix(), Signal::SIGKILL);
+        let _ = wait(pid);
+    })
+}
+
+/// Sends SIGKILL through a pidfd. Killing a process that has already ended is not an error.
+pub(crate) fn pidfd_kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal takes a pidfd, a signal, a null siginfo and zero flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    match ret {
+        0 => Ok(()),
+        _ => match io::Error::last_os_error() {
+            err if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            err => Err(err),
+        },
+    }
+}
+
+/// Reaps `pid`, waiting for it to end.
+pub(crate) fn wait(pid: Pid) -> io::Result<Exit> {
+    loop {
+        return match waitpid(pid.to_nix(), None) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Exit::Code(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Exit::Signal(signal as i32)),
+            // Stopped or continued (not reported without WUNTRACED or WCONTINUED), or EINTR.
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(errno) => Err(io_err(errno)),
+        };
+    }
+}
+
+/// What `SIGPIPE` did in this process before [`ignore_sigpipe`].
+pub(crate) struct SigPipe(nix::sys::signal::SigAction);
+
+/// Makes a write to a pipe that nobody reads any more fail with `EPIPE`, instead of killing this
+/// process; returns what `SIGPIPE` did before, for [`restore_sigpipe`].
+pub(crate) fn ignore_sigpipe() -> io::Result<SigPipe> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: ignoring a signal installs no handler, so nothing can run at an awkward moment.
+    unsafe { sigaction(Signal::SIGPIPE, &ignore) }
+        .map(SigPipe)
+        .map_err(io_err)
+}
+
+/// Gives `SIGPIPE` back what it did before [`ignore_sigpipe`] (in a child forked since).
+pub(crate) fn restore_sigpipe(previous: &SigPipe) {
+    use nix::sys::signal::{sigaction, SigHandler};
+    if matches!(previous.0.handler(), SigHandler::SigIgn) {
+        return;
+    }
+    // SAFETY: this is the disposition the process had; a handler it names is code of this
+    // process image, which a forked child shares.
+    let _ = unsafe { sigaction(Signal::SIGPIPE, &previous.0) };
+}
+
+/// The name of a signal (`"SIGKILL"`), if it has one.
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
+    Signal::try_from(signal).ok().map(Signal::as_str)
+}
+
+/// Names the calling thread (and so, for a process's only thread, the process, as `ps` shows
+/// it) `name`, at most 15 bytes; returns the name it had, if that could be read.
+pub(crate) fn rename_thread(name: &std::ffi::CStr) -> Option<std::ffi::CString> {
+    let previous = nix::sys::prctl::get_name().ok();
+    let _ = nix::sys::prctl::set_name(name);
+    previous
+}
+
+/// The number of threads this process has.
+pub(crate) fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// Whether the calling thread is the process's main thread.
+pub(crate) fn is_main_thread() -> bool {
+    nix::unistd::gettid() == nix::unistd::getpid()
+}
