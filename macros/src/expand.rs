@@ -40,16 +40,11 @@ fn expand(worker: &Worker<'_>, args: &Args) -> TokenStream {
     //         #[cfg(unix)] pub fn hash(password: String) -> u64 { ... }
     //         #[cfg(unix)] pub struct hash {}
     //         #[cfg(unix)] impl hash { pub fn spawn(...) -> ... }
-    //         #[cfg(unix)] impl Worker for hash { ... }
     let func = worker.func;
     let cfgs = cfgs(&func.attrs);
     let cfgs = quote!(#(#cfgs)*);
     let rt = args.private();
-    let items = vec![
-        companion(worker),
-        spawn_impl(worker, &rt),
-        worker_impl(worker, &rt),
-    ];
+    let items = vec![companion(worker), spawn_impl(worker, &rt)];
     quote! {
         // A worker must take its arguments by value, since they cross a process boundary; that
         // is this attribute's contract, not a choice clippy can improve on.
@@ -81,9 +76,18 @@ fn spawn_impl(worker: &Worker<'_>, rt: &TokenStream) -> TokenStream {
     // Output: impl hash {
     //             #[doc = "..."]
     //             pub fn spawn(password: String) -> Result<JoinHandle<u64>, Error> {
-    //                 __private::spawn::<Self>((password,))
+    //                 __private::spawn::<
+    //                     _,
+    //                     <(String,) as Checked<{ assert_wire::<String>() & ... }>>::Type,
+    //                     <u64 as Checked<{ assert_wire::<String>() & ... }>>::Type,
+    //                 >(hash, (password,))
     //             }
     //         }
+    // `hash` in the call is the function (the struct is braced, so it is not in the value
+    // namespace), which `TaskFn` covers like any function item. Each `assert_wire` is spanned at
+    // the user's type, so that is what a failure underlines. A failure also makes the two type
+    // arguments error types, which silences every later error about them (the `TaskFn` and
+    // `Wire` bounds of `spawn`, its return type); the identical reports are merged.
     let (vis, name) = (&worker.func.vis, &worker.func.sig.ident);
     let doc = format!(
         "Runs {} in a forked worker process.\n\n\
@@ -99,49 +103,23 @@ fn spawn_impl(worker: &Worker<'_>, rt: &TokenStream) -> TokenStream {
         quote!(#binding: #ty)
     });
     let output = output(worker);
-    quote! {
-        impl #name {
-            #[doc = #doc]
-            #vis fn spawn(#(#params),*)
-                -> #rt::Result<#rt::JoinHandle<#output>, #rt::Error>
-            {
-                #rt::spawn::<Self>((#(#bindings,)*))
-            }
-        }
-    }
-}
-
-fn worker_impl(worker: &Worker<'_>, rt: &TokenStream) -> TokenStream {
-    // Input:  pub fn hash(password: String) -> u64 { ... }
-    // Output: impl __private::Worker for hash {
-    //             type Args = <(String,) as Checked<{ assert_wire::<String>() & ... }>>::Type;
-    //             type Output = <u64 as Checked<{ assert_wire::<String>() & ... }>>::Type;
-    //             const NAME: &'static str = concat!(module_path!(), "::", "hash");
-    //             fn call((password,): Self::Args) -> Self::Output { hash(password) }
-    //         }
-    // Each `assert_wire` is spanned at the user's type, so that is what a failure underlines.
-    // A failure also makes `Args` and `Output` error types, which silences every later error
-    // about them (the `Worker` bounds, `spawn`, `call`); the two identical reports are merged.
-    let name = &worker.func.sig.ident;
-    let name_str = name.unraw().to_string();
-    let output = output(worker);
     let tys = worker.args.iter().map(|arg| arg.ty);
     let checks = worker.args.iter().map(|arg| arg.ty.to_token_stream());
     let checks = checks
         .chain([output.clone()])
         .map(|ty| quote_spanned!(ty.span()=> #rt::assert_wire::<#ty>() &));
     let ok = quote!({ #(#checks)* true });
-    let bindings = worker.args.iter().map(|arg| &arg.binding);
-    let args = bindings.clone();
     quote! {
-        #[doc(hidden)]
-        impl #rt::Worker for #name {
-            type Args = <(#(#tys,)*) as #rt::Checked<#ok>>::Type;
-            type Output = <#output as #rt::Checked<#ok>>::Type;
-            const NAME: &'static str =
-                ::core::concat!(::core::module_path!(), "::", #name_str);
-            fn call((#(#bindings,)*): Self::Args) -> Self::Output {
-                #name(#(#args),*)
+        impl #name {
+            #[doc = #doc]
+            #vis fn spawn(#(#params),*)
+                -> #rt::Result<#rt::JoinHandle<#output>, #rt::Error>
+            {
+                #rt::spawn::<
+                    _,
+                    <(#(#tys,)*) as #rt::Checked<#ok>>::Type,
+                    <#output as #rt::Checked<#ok>>::Type,
+                >(#name, (#(#bindings,)*))
             }
         }
     }

@@ -71,17 +71,11 @@ use proc_macro::TokenStream;
 ///     pub fn spawn(password: String, rounds: u32)
 ///         -> __private::Result<__private::JoinHandle<Result<String, HashError>>, __private::Error>
 ///     {
-///         __private::spawn::<Self>((password, rounds,))
-///     }
-/// }
-///
-/// #[doc(hidden)]
-/// impl __private::Worker for hash_password {
-///     type Args = <(String, u32,) as __private::Checked<{ OK }>>::Type;
-///     type Output = <Result<String, HashError> as __private::Checked<{ OK }>>::Type;
-///     const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", "hash_password");
-///     fn call((password, rounds,): Self::Args) -> Self::Output {
-///         hash_password(password, rounds)
+///         __private::spawn::<
+///             _,
+///             <(String, u32,) as __private::Checked<{ OK }>>::Type,
+///             <Result<String, HashError> as __private::Checked<{ OK }>>::Type,
+///         >(hash_password, (password, rounds,))
 ///     }
 /// }
 /// ```
@@ -93,8 +87,10 @@ use proc_macro::TokenStream;
 ///
 /// Here `__private` is `::lambda_parallel::__private` (or the `crate = ...` path). The struct is
 /// zero-sized and braced, so it lives only in the type namespace and does not clash with the
-/// function. Its items copy the function's `#[cfg]`s, and the bindings in `spawn` and `call` are
-/// hygienic, never the function's own patterns.
+/// function: `hash_password` in `spawn`'s body is the function, which the runtime's `TaskFn`
+/// covers like any function item (a `Pool` takes it by the same name). Its items copy the
+/// function's `#[cfg]`s, and the bindings in `spawn` are hygienic, never the function's own
+/// patterns.
 #[proc_macro_attribute]
 pub fn lambda_parallel(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::lambda_parallel(args.into(), item.into()).into()

@@ -174,32 +174,34 @@
 //! worker prints it again; a worker's own output that does not end in a newline may be lost when
 //! the worker exits.
 
-#[cfg(feature = "tokio")]
-mod asynch;
-mod child;
+// The modules, from the bottom up: each uses only those above it. `sys` and `codec` know the
+// operating system and the byte format of values; `wire` and `transport` are the byte streams
+// between the caller and a worker; `worker` is everything after the fork; `proc` and `server`
+// start workers and own them; `spawn`, `pool` and `tokio` are the public face.
 mod codec;
 mod error;
-mod frame;
-mod outcome;
-mod pool;
-mod process;
-mod ring;
-mod server;
-mod spawn;
+mod func;
 mod sys;
-mod task;
 mod wire;
+
+mod transport;
 mod worker;
 
+mod proc;
+mod server;
+
+mod pool;
+mod spawn;
 #[cfg(feature = "tokio")]
-pub use crate::asynch::JoinFuture;
+mod tokio;
+
 pub use crate::error::{Error, PanicLocation};
+pub use crate::func::{TaskFn, Wire};
 pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};
 pub use crate::server::init;
 pub use crate::spawn::JoinHandle;
-pub use crate::task::TaskFn;
-pub use crate::wire::Wire;
-pub use crate::worker::Worker;
+#[cfg(feature = "tokio")]
+pub use crate::tokio::JoinFuture;
 pub use lambda_parallel_macros::lambda_parallel;
 
 #[doc(hidden)]
@@ -207,7 +209,7 @@ pub mod __private {
     //! Used by code that `#[lambda_parallel]` generates. Not public API: may change in any release.
 
     pub use crate::spawn::spawn;
-    pub use crate::{Error, JoinHandle, Wire, Worker};
+    pub use crate::{Error, JoinHandle, Wire};
     pub use ::core::result::Result;
 
     /// Fails to compile, under the user's type, unless `T` can cross a pipe.

@@ -1,101 +1,93 @@
-//! One-off workers: [`spawn`] forks a child for one call, [`JoinHandle`] waits for its outcome.
+//! One-off workers: [`spawn`] starts a worker for one call, [`JoinHandle`] waits for its outcome.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::child;
+use crate::error::Error;
 use crate::error::ErrorKind;
-use crate::frame::{self, Fill, FrameReader, Tag};
-use crate::outcome;
-use crate::process::Child;
-use crate::server;
-use crate::sys::{self, Exit, Fork};
-use crate::task;
-use crate::{Error, Wire, Worker};
+use crate::func::Wire;
+use crate::func::{self, TaskFn};
+use crate::proc::child::Child;
+use crate::proc::launch::{self, Direct};
+use crate::sys::{self, Exit};
+use crate::wire::batch;
+use crate::wire::frame::{Fill, FrameReader};
+use crate::wire::outcome::{self, Status};
+use crate::worker;
 
-/// Runs `W` with `args` in a forked child process.
+/// Runs `f` with `args` in a worker process of its own.
 ///
-/// This is what `my_fn::spawn(..)` calls.
+/// This is what `my_fn::spawn(..)` calls. Forked straight from the caller, the worker has the
+/// arguments by `fork`, in memory; from the fork server, they cross its request pipe.
 ///
 /// # Errors
 ///
 /// Fails with [`Error::is_spawn`] when the pipe or the process cannot be created, typically
 /// with `EMFILE` (too many open files) or `EAGAIN` (too many processes).
-pub fn spawn<W: Worker>(args: W::Args) -> Result<JoinHandle<W::Output>, Error> {
-    let spawn_error = |err| Error::new(W::NAME, ErrorKind::Spawn(err));
-    child::install_panic_hook();
-    if let Some(served) = server::spawn_worker(None) {
-        let served = served.map_err(spawn_error)?;
+pub fn spawn<F, Args, R>(f: F, args: Args) -> Result<JoinHandle<R>, Error>
+where
+    F: TaskFn<Args, R>,
+    Args: Wire,
+    R: Wire,
+{
+    let name = func::name::<F>();
+    let spawn_error = |err| Error::new(name, ErrorKind::Spawn(err));
+    let mut args = Some(args);
+    let body = |direct: Direct| match args.take() {
+        Some(args) => worker::run_once(f, args, direct.results, direct.parent),
+        None => sys::exit_now(0),
+    };
+    // SAFETY: `worker::run_once` ends in `_exit` and never returns here. Until it calls the
+    // user's function it takes no lock and touches no state shared with other threads: `prctl`,
+    // `getppid` and thread-locals of its own thread. What the user's function itself may touch
+    // is the caller's to judge, as the crate documentation's Safety section explains.
+    let launched = unsafe { launch::launch(None, &[], body) }.map_err(spawn_error)?;
+    if launched.served {
+        let Some(args) = args else {
+            unreachable!("a served worker runs no body, so the arguments are still here")
+        };
         // The request pipe keeps a reader of ours (`request_guard`) while the task goes out, so
         // that a worker already dead makes this write neither fail nor raise SIGPIPE.
-        send_once::<W>(&args, &served.requests)?;
-        drop((served.requests, served.request_guard));
-        sys::set_nonblocking(served.results.as_fd()).map_err(spawn_error)?;
-        return Ok(JoinHandle {
-            child: served.child,
-            pipe: served.results,
-            reader: FrameReader::default(),
-            worker: W::NAME,
-            _output: PhantomData,
-        });
+        send_once(
+            name,
+            worker::entry::<F, Args, R>(),
+            &args,
+            &launched.requests,
+        )?;
     }
-    server::warn_if_threaded();
-    let (read, write) = sys::pipe().map_err(spawn_error)?;
-    sys::set_nonblocking(read.as_fd()).map_err(spawn_error)?;
-    let parent = sys::getpid();
-    flush_stdout();
-    // SAFETY: the child runs `child::run`, which ends in `_exit` and never returns here. Until it
-    // calls the user's function it takes no lock and touches no state shared with other threads:
-    // `prctl`, `getppid` and thread-locals of its own thread. What the user's function itself may
-    // touch is the caller's to judge, as the crate documentation's Safety section explains.
-    match unsafe { sys::fork(&[]) }.map_err(spawn_error)? {
-        Fork::Child => {
-            drop(read);
-            child::run::<W>(args, write, parent)
-        }
-        Fork::Parent(pid) => {
-            drop(write);
-            let child = Child::adopt(pid).map_err(spawn_error)?;
-            Ok(JoinHandle {
-                child,
-                pipe: read,
-                reader: FrameReader::default(),
-                worker: W::NAME,
-                _output: PhantomData,
-            })
-        }
-    }
+    drop((launched.requests, launched.request_guard));
+    sys::set_nonblocking(launched.results.as_fd()).map_err(spawn_error)?;
+    Ok(JoinHandle {
+        child: launched.child,
+        pipe: launched.results,
+        reader: FrameReader::default(),
+        worker: name,
+        _output: PhantomData,
+    })
 }
 
 /// Sends a worker forked by the fork server its one task.
-fn send_once<W: Worker>(args: &W::Args, link: &OwnedFd) -> Result<(), Error> {
-    let mut batch = Vec::new();
-    let header = frame::begin(&mut batch, Tag::Once);
-    let entry = task::worker_entry::<W>() as usize as u64;
-    batch.extend_from_slice(&entry.to_le_bytes());
-    task::append_args(args, &mut batch)
-        .map_err(|err| Error::new(W::NAME, ErrorKind::EncodeArgs(err.to_string())))?;
-    frame::finish(&mut batch, header);
-    let mut rest = &batch[..];
+fn send_once<Args: Wire>(
+    name: &'static str,
+    entry: worker::Entry,
+    args: &Args,
+    link: &OwnedFd,
+) -> Result<(), Error> {
+    let frame = batch::once(worker::address(entry), args)
+        .map_err(|err| Error::new(name, ErrorKind::EncodeArgs(err.to_string())))?;
+    let mut rest = &frame[..];
     while !rest.is_empty() {
         match sys::write_some(link.as_fd(), rest) {
             Ok(n) => rest = &rest[n..],
             // The worker died before it read its task: `join` reports how.
             Err(err) if err.kind() == io::ErrorKind::BrokenPipe => break,
-            Err(err) => return Err(Error::new(W::NAME, ErrorKind::Spawn(err))),
+            Err(err) => return Err(Error::new(name, ErrorKind::Spawn(err))),
         }
     }
     Ok(())
-}
-
-/// Flushes stdout before a fork. The child inherits stdout's buffer: were a partial line waiting
-/// in it, the child's first `println!` would print it a second time. Python's multiprocessing
-/// flushes before it forks, too.
-pub(crate) fn flush_stdout() {
-    let _ = io::stdout().flush();
 }
 
 /// An owned permission to join a worker process, returned by `my_fn::spawn(..)`.
@@ -109,7 +101,7 @@ pub(crate) fn flush_stdout() {
 pub struct JoinHandle<T> {
     pub(crate) child: Child,
     pub(crate) pipe: OwnedFd,
-    reader: FrameReader,
+    reader: FrameReader<Status>,
     worker: &'static str,
     _output: PhantomData<fn() -> T>,
 }

@@ -4,17 +4,18 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::call::{decode, Feed};
-use super::job::JobId;
-use super::Pool;
+use super::engine::Shared;
+use super::feed::{decode, Feed};
+use super::jobs::JobId;
+use crate::error::Error;
 use crate::error::ErrorKind;
-use crate::task::Entry;
-use crate::{Error, Wire};
+use crate::func::Wire;
+use crate::worker::Entry;
 
-/// A handle to the results of [`Pool::map_async`].
+/// A handle to the results of [`Pool::map_async`](crate::Pool::map_async).
 #[must_use = "dropping the handle abandons the results"]
 pub struct MapResult<'pool, R> {
-    pub(super) pool: &'pool Pool,
+    pub(super) shared: &'pool Shared,
     pub(super) job: JobId,
     pub(super) name: &'static str,
     pub(super) results: Vec<Option<Result<R, Error>>>,
@@ -34,16 +35,16 @@ impl<R> fmt::Debug for MapResult<'_, R> {
 impl<R: Wire> MapResult<'_, R> {
     /// Moves the pool's work along until every task is done or `until` passes; true if done.
     fn drive(&mut self, until: Option<Instant>) -> bool {
-        let mut core = self.pool.lock();
+        let mut core = self.shared.lock();
         let mut driven = false;
         loop {
-            while let Some((index, outcome)) = core.take_any(self.job) {
+            while let Some((index, outcome)) = core.jobs.take_any(self.job) {
                 if self.results.len() <= index {
                     self.results.resize_with(index + 1, || None);
                 }
                 self.results[index] = Some(decode(self.name, index, outcome));
             }
-            if core.outstanding(self.job) == 0 {
+            if core.jobs.outstanding(self.job) == 0 {
                 return true;
             }
             // Drive at least once, so that `ready` (whose `until` is now) moves the work along.
@@ -100,7 +101,7 @@ impl<R: Wire> MapResult<'_, R> {
         if self.wait(timeout) {
             return self.get();
         }
-        self.pool.lock().cancel(self.job, true);
+        self.shared.lock().cancel(self.job, true);
         Err(Error::new(self.name, ErrorKind::Timeout(timeout)))
     }
 }
@@ -108,11 +109,11 @@ impl<R: Wire> MapResult<'_, R> {
 impl<R> Drop for MapResult<'_, R> {
     fn drop(&mut self) {
         // Queued tasks are dropped; running ones finish and their results are discarded.
-        self.pool.lock().cancel(self.job, false);
+        self.shared.lock().cancel(self.job, false);
     }
 }
 
-/// A handle to the result of [`Pool::apply_async`].
+/// A handle to the result of [`Pool::apply_async`](crate::Pool::apply_async).
 #[must_use = "dropping the handle abandons the result"]
 #[derive(Debug)]
 pub struct AsyncResult<'pool, R> {
@@ -159,10 +160,10 @@ impl<R: Wire> AsyncResult<'_, R> {
 /// Makes one-argument inputs into argument tuples.
 type Tupled<I> = std::iter::Map<I, fn(<I as Iterator>::Item) -> (<I as Iterator>::Item,)>;
 
-/// The iterator of [`Pool::imap`]: each task's outcome, in input order.
+/// The iterator of [`Pool::imap`](crate::Pool::imap): each task's outcome, in input order.
 #[must_use = "iterators do nothing unless consumed"]
 pub struct Imap<'pool, I: Iterator, R> {
-    pool: &'pool Pool,
+    shared: &'pool Shared,
     feed: Feed<Tupled<I>>,
     job: JobId,
     name: &'static str,
@@ -184,18 +185,18 @@ impl<I: Iterator, R> fmt::Debug for Imap<'_, I, R> {
 
 impl<'pool, I: Iterator<Item = A>, A: Wire, R: Wire> Imap<'pool, I, R> {
     pub(super) fn new(
-        pool: &'pool Pool,
+        shared: &'pool Shared,
         entry: Entry,
         inputs: I,
         ordered: bool,
         name: &'static str,
     ) -> Self {
-        let mut core = pool.lock();
-        let job = core.new_job(ordered);
+        let mut core = shared.lock();
+        let job = core.jobs.new_job(ordered);
         let workers = core.settings().workers.max(1);
-        let chunk = pool.chunk_size.unwrap_or(1);
+        let chunk = core.settings().chunk_size.unwrap_or(1);
         if core.is_closed() {
-            core.fail(job, 0, ErrorKind::Closed);
+            core.jobs.fail(job, 0, ErrorKind::Closed);
         }
         let closed = core.is_closed();
         drop(core);
@@ -205,7 +206,7 @@ impl<'pool, I: Iterator<Item = A>, A: Wire, R: Wire> Imap<'pool, I, R> {
             feed.stop();
         }
         Imap {
-            pool,
+            shared,
             feed,
             job,
             name,
@@ -218,22 +219,22 @@ impl<'pool, I: Iterator<Item = A>, A: Wire, R: Wire> Imap<'pool, I, R> {
 
 impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<'_, I, R> {
     fn next_outcome(&mut self, ordered: bool) -> Option<(usize, Result<R, Error>)> {
-        let mut core = self.pool.lock();
+        let mut core = self.shared.lock();
         loop {
             while self.feed.next < self.yielded + self.window
                 && core.wants_more()
                 && self.feed.feed(&mut core)
             {}
             let taken = if ordered {
-                core.take_next(self.job)
+                core.jobs.take_next(self.job)
             } else {
-                core.take_any(self.job)
+                core.jobs.take_any(self.job)
             };
             if let Some((index, outcome)) = taken {
                 self.yielded += 1;
                 return Some((index, decode(self.name, index, outcome)));
             }
-            if self.feed.is_done() && core.outstanding(self.job) == 0 {
+            if self.feed.is_done() && core.jobs.outstanding(self.job) == 0 {
                 return None;
             }
             core.drive(None);
@@ -251,11 +252,11 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Iterator for Imap<'_, I, R> {
 
 impl<I: Iterator, R> Drop for Imap<'_, I, R> {
     fn drop(&mut self) {
-        self.pool.lock().cancel(self.job, false);
+        self.shared.lock().cancel(self.job, false);
     }
 }
 
-/// The iterator of [`Pool::imap_unordered`]: `(input index, outcome)` in the order tasks finish.
+/// The iterator of [`Pool::imap_unordered`](crate::Pool::imap_unordered): `(input index, outcome)` in the order tasks finish.
 #[must_use = "iterators do nothing unless consumed"]
 #[derive(Debug)]
 pub struct ImapUnordered<'pool, I: Iterator, R>(pub(super) Imap<'pool, I, R>);

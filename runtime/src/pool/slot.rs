@@ -1,24 +1,35 @@
-//! One worker process as the engine sees it: what it holds, and reading, writing and ending it.
+//! One pool worker as the engine sees it: starting it, what it holds, and reading, writing and
+//! ending it.
 
 use std::collections::VecDeque;
-use std::os::fd::AsFd;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::job::{Batch, Jobs, Outcome};
-use super::outbox::Outbox;
+use super::jobs::{Batch, Jobs, Outcome};
 use crate::error::ErrorKind;
-use crate::frame::{Fill, FrameReader, Payload, Tag};
-use crate::outcome;
-use crate::process::PoolProcess;
-use crate::ring::RingReader;
+use crate::proc::child::Child;
+use crate::proc::launch::{self, Direct};
+use crate::sys;
+use crate::transport::channel::Receiver;
+use crate::transport::outbox::Outbox;
+use crate::transport::ring::RingReader;
+use crate::wire::frame::{Fill, Payload};
+use crate::wire::outcome::{self, Status};
+use crate::worker;
 
 /// One live worker process and what it is doing.
 #[derive(Debug)]
 pub(super) struct Slot {
-    pub(super) process: PoolProcess,
-    pub(super) reader: FrameReader,
+    pub(super) child: Child,
+    /// Our end of the request pipe (non-blocking).
+    requests: OwnedFd,
+    /// A read end of the request pipe that we keep (see `proc::launch::Launched`).
+    request_guard: OwnedFd,
+    /// Where the worker's outcomes come from.
+    channel: Receiver,
     /// Which of `batches` are not yet wholly written to the worker's pipe.
-    pub(super) out: Outbox,
+    out: Outbox,
     /// Batches sent to this worker, oldest first; outcomes arrive in this order.
     pub(super) batches: VecDeque<Batch>,
     /// Outcomes received for the oldest batch.
@@ -27,156 +38,171 @@ pub(super) struct Slot {
     pub(super) started: Instant,
     /// Tasks given to this worker over its life, for recycling.
     pub(super) assigned: usize,
-    /// Whether the worker's outcomes come on its pipe now, rather than in its ring.
-    pub(super) piped: bool,
 }
 
 impl Slot {
+    /// Starts a pool worker. `siblings` are the other workers' descriptors ([`Slot::fds`]),
+    /// which a worker forked here closes at once.
+    pub(super) fn spawn(siblings: &[RawFd]) -> io::Result<Slot> {
+        // Without shared memory (a kernel without `memfd`, say), outcomes take the pipe.
+        let (ring, ring_fd) = RingReader::create().ok().unzip();
+        let body = |direct: Direct| {
+            let die_with = direct.main_thread.then_some(direct.parent);
+            worker::serve(&direct.requests, direct.results, direct.ring, die_with)
+        };
+        // SAFETY: `worker::serve` ends in `_exit` and never returns here. Until a batch calls the
+        // user's function it takes no lock and touches no state shared with other threads:
+        // `prctl`, `read` and `write` on its own pipes, and memory it allocates itself (see
+        // `sys::fork` for why that is safe). What the user's function touches is the caller's
+        // to judge, as the crate's Safety section explains.
+        let launched = unsafe { launch::launch(ring_fd, siblings, body) }?;
+        sys::set_nonblocking(launched.requests.as_fd())?;
+        sys::set_nonblocking(launched.results.as_fd())?;
+        Ok(Slot {
+            child: launched.child,
+            requests: launched.requests,
+            request_guard: launched.request_guard,
+            channel: Receiver::new(launched.results, ring),
+            out: Outbox::default(),
+            batches: VecDeque::new(),
+            done: 0,
+            started: Instant::now(),
+            assigned: 0,
+        })
+    }
+
+    /// The descriptors the pool holds for this worker, for [`Slot::spawn`]'s `siblings`.
+    pub(super) fn fds(&self) -> [RawFd; 4] {
+        [
+            self.child.pidfd.as_raw_fd(),
+            self.requests.as_raw_fd(),
+            self.request_guard.as_raw_fd(),
+            self.channel.pipe().as_raw_fd(),
+        ]
+    }
+
     pub(super) fn idle(&self) -> bool {
         self.batches.is_empty()
     }
-}
 
-/// The worker a task ran on died: why, as the task's error.
-pub(super) fn crash(slot: &mut Slot) -> ErrorKind {
-    match slot.process.child.reap() {
-        Ok(exit) => {
-            let partial = (!slot.reader.is_empty()).then(|| slot.reader.incomplete().to_string());
-            outcome::missing(exit, partial)
+    /// Gives the worker a batch, after those it holds.
+    pub(super) fn assign(&mut self, batch: Batch) {
+        if self.idle() {
+            self.started = Instant::now();
         }
-        Err(err) => ErrorKind::Io(err),
+        self.assigned += batch.count;
+        self.batches.push_back(batch);
+        self.out.push();
     }
-}
 
-/// Kills a worker (one that ran a task for too long, or is no longer wanted); `kind` is the
-/// error of the task it was running.
-pub(super) fn stuck(slot: &mut Slot, kind: ErrorKind) -> ErrorKind {
-    let _ = slot.process.child.kill();
-    let _ = slot.process.child.reap();
-    kind
-}
-
-/// Delivers each outcome a worker has sent, from its ring and its pipe, in order. Reads the pipe
-/// only when `pipe_ready` (`poll` said so): a read that would find nothing is a wasted system
-/// call. Fails when the bytes are not frames, or a frame comes that no task waits for.
-pub(super) fn read(slot: &mut Slot, jobs: &mut Jobs, pipe_ready: bool) -> Result<(), String> {
-    let mut fill = pipe_ready;
-    let done_before = (slot.batches.len(), slot.done);
-    if let Some(ring) = &mut slot.process.ring {
-        ring.refresh();
-    }
-    let result = loop {
-        match next_outcome(slot) {
-            Ok(Some((tag, payload))) => {
-                if let Err(err) = deliver_next(slot, jobs, tag, payload) {
-                    break Err(err);
-                }
-                continue;
-            }
-            Ok(None) => {}
-            Err(err) => break Err(err),
-        }
-        if !fill {
-            break Ok(());
-        }
-        let filled = slot.reader.fill(slot.process.results.as_fd());
-        if let Some(ring) = &mut slot.process.ring {
-            // What the worker published before writing what was just read: see `next_outcome`.
-            ring.refresh();
-        }
-        match filled {
-            Ok(Fill::Data) => {}
-            // Deliver what came; `poll` says when more does.
-            Ok(Fill::Drained) => fill = false,
-            // EOF comes with the pidfd's news of the worker's end, which buries it.
-            Ok(Fill::WouldBlock | Fill::Eof) => break Ok(()),
-            Err(err) => break Err(err.to_string()),
-        }
-    };
-    if let Some(ring) = &mut slot.process.ring {
-        ring.release();
-    }
-    if (slot.batches.len(), slot.done) != done_before {
-        // The next task started when the last outcome was handed over: as far as the parent
-        // can tell, now. Once per read, not once per outcome.
-        slot.started = Instant::now();
-    }
-    result
-}
-
-/// The next outcome from wherever the worker sends it now (its ring, or its pipe; `ring.rs`),
-/// without reading the pipe. Bells are passed over.
-fn next_outcome(slot: &mut Slot) -> Result<Option<(Tag, Payload)>, String> {
-    loop {
-        if !slot.piped {
-            if let Some(ring) = &mut slot.process.ring {
-                match ring.next().map_err(|err| err.to_string())? {
-                    Some((Tag::ToPipe, _)) => slot.piped = true,
-                    Some((tag, payload)) if tag.is_outcome() => return Ok(Some((tag, payload))),
-                    Some((tag, _)) => return Err(format!("a {tag:?} frame in the ring")),
-                    None => {}
-                }
-            }
-        }
-        let (tag, payload) = match slot.reader.frame() {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return Ok(None),
-            Err(err) => return Err(err.to_string()),
+    /// The descriptors to `poll` for this worker: the result pipe, the pidfd, and the request
+    /// pipe while requests wait to be written (else the pidfd again, so that every worker has
+    /// three entries).
+    pub(super) fn poll_fds(&self) -> [(BorrowedFd<'_>, sys::Interest); 3] {
+        let pidfd = (self.child.pidfd.as_fd(), sys::Interest::Read);
+        let requests = if self.out.is_pending() {
+            (self.requests.as_fd(), sys::Interest::Write)
+        } else {
+            pidfd
         };
-        let outcome = match tag {
-            Tag::Bell => None,
-            Tag::ToRing if slot.piped && slot.process.ring.is_some() => {
-                slot.piped = false;
-                None
+        [(self.channel.pipe(), sys::Interest::Read), pidfd, requests]
+    }
+
+    /// Asks for a bell before the pool sleeps; whether outcomes wait already.
+    pub(super) fn sleep(&mut self) -> bool {
+        self.channel.sleep()
+    }
+
+    /// The pool is awake: no more bells.
+    pub(super) fn wake(&self) {
+        self.channel.wake();
+    }
+
+    /// The worker a task ran on died: why, as the task's error.
+    pub(super) fn crash(&mut self) -> ErrorKind {
+        match self.child.reap() {
+            Ok(exit) => outcome::missing(exit, self.channel.partial()),
+            Err(err) => ErrorKind::Io(err),
+        }
+    }
+
+    /// Kills a worker (one that ran a task for too long, or is no longer wanted); `kind` is the
+    /// error of the task it was running.
+    pub(super) fn stuck(&mut self, kind: ErrorKind) -> ErrorKind {
+        let _ = self.child.kill();
+        let _ = self.child.reap();
+        kind
+    }
+
+    /// Delivers each outcome the worker has sent, from its ring and its pipe, in order. Reads
+    /// the pipe only when `pipe_ready` (`poll` said so): a read that would find nothing is a
+    /// wasted system call. Fails when the bytes are not frames, or a frame comes that no task
+    /// waits for.
+    pub(super) fn read(&mut self, jobs: &mut Jobs, pipe_ready: bool) -> Result<(), String> {
+        let mut fill = pipe_ready;
+        let done_before = (self.batches.len(), self.done);
+        self.channel.refresh();
+        let result = loop {
+            match self.channel.next() {
+                Ok(Some((status, payload))) => {
+                    if let Err(err) = self.deliver(jobs, status, payload) {
+                        break Err(err);
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(err) => break Err(err),
             }
-            tag if tag.is_outcome() && slot.piped => Some((tag, Payload::copy_of(payload))),
-            // In ring mode, the ring was read up to what it held after these bytes came (`read`
-            // refreshes it after each fill); a worker publishes its switch to the pipe before
-            // it writes there, so the switch would have shown.
-            tag => return Err(format!("an unexpected {tag:?} frame on the pipe")),
+            if !fill {
+                break Ok(());
+            }
+            match self.channel.fill() {
+                Ok(Fill::Data) => {}
+                // Deliver what came; `poll` says when more does.
+                Ok(Fill::Drained) => fill = false,
+                // EOF comes with the pidfd's news of the worker's end, which buries it.
+                Ok(Fill::WouldBlock | Fill::Eof) => break Ok(()),
+                Err(err) => break Err(err.to_string()),
+            }
         };
-        slot.reader.consume();
-        if outcome.is_some() {
-            return Ok(outcome);
+        self.channel.release();
+        if (self.batches.len(), self.done) != done_before {
+            // The next task started when the last outcome was handed over: as far as the parent
+            // can tell, now. Once per read, not once per outcome.
+            self.started = Instant::now();
         }
+        result
     }
-}
 
-/// Gives the oldest waiting task its outcome, and the tasks after it in its batch theirs, as far
-/// as they have come.
-fn deliver_next(
-    slot: &mut Slot,
-    jobs: &mut Jobs,
-    tag: Tag,
-    payload: Payload,
-) -> Result<(), String> {
-    let Some(batch) = slot.batches.front() else {
-        return Err("an outcome arrived for no task".into());
-    };
-    let (first, count) = (batch.first, batch.count);
-    // One lookup for the outcomes of this batch that are here, not one each.
-    let mut job = jobs.get_mut(&batch.job);
-    let mut outcome = Some((tag, payload));
-    while let Some((tag, payload)) = outcome.take() {
-        if let Some(job) = job.as_deref_mut() {
-            job.record(first + slot.done, Outcome::Frame(tag, payload));
+    /// Gives the oldest waiting task its outcome, and the tasks after it in its batch theirs, as
+    /// far as they have come.
+    fn deliver(&mut self, jobs: &mut Jobs, status: Status, payload: Payload) -> Result<(), String> {
+        let Some(batch) = self.batches.front() else {
+            return Err("an outcome arrived for no task".into());
+        };
+        let (first, count) = (batch.first, batch.count);
+        // One lookup for the outcomes of this batch that are here, not one each.
+        let mut job = jobs.get_mut(batch.job);
+        let mut outcome = Some((status, payload));
+        while let Some((status, payload)) = outcome.take() {
+            if let Some(job) = job.as_deref_mut() {
+                job.record(first + self.done, Outcome::Frame(status, payload));
+            }
+            self.done += 1;
+            if self.done == count {
+                self.batches.pop_front();
+                self.done = 0;
+                break;
+            }
+            outcome = self.channel.next()?;
         }
-        slot.done += 1;
-        if slot.done == count {
-            slot.batches.pop_front();
-            slot.done = 0;
-            break;
-        }
-        outcome = next_outcome(slot)?;
+        Ok(())
     }
-    Ok(())
-}
 
-/// Writes what the pipe takes of a worker's pending requests, without blocking.
-pub(super) fn write(slot: &mut Slot) {
-    if slot.out.write(slot.process.requests.as_fd(), &slot.batches) {
-        if let Some(ring) = &slot.process.ring {
-            ring.post();
+    /// Writes what the pipe takes of the worker's pending requests, without blocking.
+    pub(super) fn write(&mut self) {
+        if self.out.write(self.requests.as_fd(), &self.batches) {
+            self.channel.post();
         }
     }
 }
@@ -189,7 +215,7 @@ pub(super) fn linger(slots: &mut [Slot], limit: Duration) -> bool {
     let until = Instant::now() + limit;
     loop {
         for slot in &mut *slots {
-            if slot.process.ring.as_mut().is_some_and(RingReader::pending) {
+            if slot.channel.pending() {
                 return true;
             }
         }
@@ -197,5 +223,20 @@ pub(super) fn linger(slots: &mut [Slot], limit: Duration) -> bool {
             return false;
         }
         std::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_workers_request_pipe_still_takes_writes() {
+        let mut worker = Slot::spawn(&[]).unwrap();
+        worker.child.kill().unwrap();
+        worker.child.reap().unwrap();
+        // The worker's read end is gone with it. Without the one we keep, this write would
+        // fail with EPIPE (and raise SIGPIPE in a program that has not ignored it).
+        assert_eq!(sys::write_some(worker.requests.as_fd(), b"x").unwrap(), 1);
     }
 }

@@ -2,15 +2,13 @@
 //! worker's end, and the spare worker it keeps forked ahead of need.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::sys::Pid;
-
-use super::{EXIT_CODE, EXIT_SIGNAL, FORK_FAILED, SPAWNED};
-use crate::process;
-use crate::sys::{self, Exit, Fork, Interest, SigPipe};
+use super::protocol::{self, Ends, Received, Record};
+use crate::sys::{self, Fork, Interest, Pid, SigPipe};
+use crate::worker;
 
 /// A worker the server forked and has not yet reaped.
 struct Served {
@@ -97,14 +95,13 @@ impl Server<'_> {
         for i in (0..ended.len()).rev() {
             if ended[i] {
                 let mut worker = self.workers.swap_remove(i);
-                let record = match sys::wait(worker.pid) {
-                    Ok(Exit::Code(code)) => (EXIT_CODE, code),
-                    Ok(Exit::Signal(signal)) => (EXIT_SIGNAL, signal),
+                let exit = match sys::wait(worker.pid) {
+                    Ok(exit) => exit,
                     // Reaped by someone else, which cannot happen here: report a crash.
-                    Err(_) => (EXIT_SIGNAL, sys::SIGKILL),
+                    Err(_) => sys::Exit::Signal(sys::SIGKILL),
                 };
                 // Fails when the caller has its outcome and closed the pipe: nobody waits.
-                let _ = write_record(&mut worker.status, record);
+                let _ = protocol::write_record(&mut worker.status, Record::Exited(exit));
             }
         }
     }
@@ -131,33 +128,22 @@ impl Server<'_> {
     /// Takes one request from the control socket and starts its worker: the spare, or a fresh
     /// fork. False once the program has hung up.
     fn accept(&mut self) -> bool {
-        let mut kind = [0; 1];
-        let Ok((len, fds)) = sys::recv_with_fds(self.control.as_fd(), &mut kind) else {
-            return false;
+        let (ends, mut status) = match protocol::recv_request(self.control.as_fd()) {
+            Received::HungUp => return false,
+            Received::Malformed => return true,
+            Received::Request(ends, status) => (ends, status),
         };
-        if len == 0 && fds.is_empty() {
-            return false;
-        }
-        let mut fds = fds.into_iter();
-        let (Some(requests), Some(results), Some(status), ring, None) =
-            (fds.next(), fds.next(), fds.next(), fds.next(), fds.next())
-        else {
-            // A malformed request: nobody can be told, and nobody waits on it.
-            return true;
-        };
-        let mut status = File::from(status);
-        let worker = [Some(requests), Some(results), ring];
-        let started = match self.spare.take().and_then(|spare| spare.hand_over(&worker)) {
+        let started = match self.spare.take().and_then(|spare| spare.hand_over(&ends)) {
             Some(started) => {
                 // Closed before the next fork: only the worker may hold its pipes.
-                drop(worker);
+                drop(ends);
                 Ok(started)
             }
-            None => self.fork_worker(worker, &status),
+            None => self.fork_worker(ends, &status),
         };
         match started {
             Ok((pid, pidfd)) => {
-                if send_spawned(&status, pid, &pidfd).is_ok() {
+                if protocol::send_spawned(&status, pid, &pidfd).is_ok() {
                     self.workers.push(Served { pid, pidfd, status });
                 } else {
                     // The caller is gone already: end the worker too.
@@ -167,7 +153,7 @@ impl Server<'_> {
             }
             Err(err) => {
                 let errno = err.raw_os_error().unwrap_or(sys::EIO);
-                let _ = write_record(&mut status, (FORK_FAILED, errno));
+                let _ = protocol::write_record(&mut status, Record::ForkFailed(errno));
             }
         }
         // The caller, woken by the record, often waits for this very CPU (the kernel woke the
@@ -178,47 +164,39 @@ impl Server<'_> {
         true
     }
 
-    /// Forks a worker on `fds` (its request and result pipes, and its ring if any), and closes
-    /// them here.
-    fn fork_worker(&self, fds: [Option<OwnedFd>; 3], status: &File) -> io::Result<(Pid, OwnedFd)> {
+    /// Forks a worker on `ends`, and closes them here.
+    fn fork_worker(&self, ends: Ends, status: &File) -> io::Result<(Pid, OwnedFd)> {
         let inherited = self.inherited(Some(status.as_raw_fd()));
         let server = sys::getpid();
-        // SAFETY: the server has one thread. The child runs `process::serve`, which ends in
+        // SAFETY: the server has one thread. The child runs `worker::serve`, which ends in
         // `_exit`.
-        let pid = match unsafe { sys::fork(&inherited) }? {
-            Fork::Child => {
-                if let Some(sigpipe) = &self.sigpipe {
-                    sys::restore_sigpipe(sigpipe);
-                }
-                become_worker(fds, Some(server))
-            }
+        let pid = match unsafe { fork_child(&inherited, self.sigpipe.as_ref()) }? {
+            Fork::Child => become_worker(ends, Some(server)),
             Fork::Parent(pid) => pid,
         };
-        drop(fds);
+        drop(ends);
         sys::child_pidfd(pid).map(|pidfd| (pid, pidfd))
     }
 }
 
-/// Runs [`process::serve`] on a request's descriptors. Never returns.
-fn become_worker(fds: [Option<OwnedFd>; 3], parent: Option<Pid>) -> ! {
-    let [Some(requests), Some(results), ring] = fds else {
-        sys::exit_now(0)
-    };
-    process::serve(&requests, results, ring, parent)
+/// Forks a child of the server, which closes the server's `inherited` descriptors and gives
+/// `SIGPIPE` back what it did in the program.
+///
+/// # Safety
+///
+/// As [`sys::fork`]'s.
+unsafe fn fork_child(inherited: &[RawFd], sigpipe: Option<&SigPipe>) -> io::Result<Fork> {
+    // SAFETY: the caller's contract.
+    let forked = unsafe { sys::fork(inherited) }?;
+    if let (Fork::Child, Some(sigpipe)) = (&forked, sigpipe) {
+        sys::restore_sigpipe(sigpipe);
+    }
+    Ok(forked)
 }
 
-/// Tells the caller its worker's pid, with a pidfd for it: a pid alone could name another
-/// process by the time the caller opened one, should the worker die and be reaped first.
-fn send_spawned(status: &File, pid: Pid, pidfd: &OwnedFd) -> io::Result<()> {
-    let mut record = [SPAWNED, 0, 0, 0, 0];
-    record[1..].copy_from_slice(&pid.as_raw().to_le_bytes());
-    sys::send_with_fds(status.as_fd(), &record, &[pidfd.as_raw_fd()])
-}
-
-fn write_record(status: &mut File, (tag, value): (u8, i32)) -> io::Result<()> {
-    let mut record = [tag, 0, 0, 0, 0];
-    record[1..].copy_from_slice(&value.to_le_bytes());
-    status.write_all(&record)
+/// Runs [`worker::serve`] on a request's ends. Never returns.
+fn become_worker(ends: Ends, parent: Option<Pid>) -> ! {
+    worker::serve(&ends.requests, ends.results, ends.ring, parent)
 }
 
 /// A worker forked ahead of need. It waits on a socket of its own for the descriptors of the
@@ -238,12 +216,9 @@ impl Spare {
         let server = sys::getpid();
         // SAFETY: the server has one thread. The child runs `wait_for_work`, which ends in
         // `_exit`.
-        match unsafe { sys::fork(inherited) }? {
+        match unsafe { fork_child(inherited, sigpipe) }? {
             Fork::Child => {
                 drop(link);
-                if let Some(sigpipe) = sigpipe {
-                    sys::restore_sigpipe(sigpipe);
-                }
                 wait_for_work(theirs, server)
             }
             Fork::Parent(pid) => {
@@ -254,11 +229,10 @@ impl Spare {
         }
     }
 
-    /// Makes the spare the worker of `fds` (the caller closes them). `None` if the spare has
+    /// Makes the spare the worker of `ends` (the caller closes them). `None` if the spare has
     /// died (it is then reaped); its pid and pidfd otherwise.
-    fn hand_over(self, fds: &[Option<OwnedFd>; 3]) -> Option<(Pid, OwnedFd)> {
-        let raw: Vec<RawFd> = fds.iter().flatten().map(AsRawFd::as_raw_fd).collect();
-        if sys::send_with_fds(self.link.as_fd(), &[0], &raw).is_err() {
+    fn hand_over(self, ends: &Ends) -> Option<(Pid, OwnedFd)> {
+        if protocol::hand_over(self.link.as_fd(), ends).is_err() {
             self.end();
             return None;
         }
@@ -287,17 +261,14 @@ fn wait_for_work(link: OwnedFd, server: Pid) -> ! {
     // Named apart while it waits, so that `ps` (and a count of a function's busy workers) can
     // tell it from the workers; it takes the program's name back when it becomes one.
     let name = sys::rename_thread(SPARE_NAME);
-    let mut kind = [0; 1];
     // The server hung up (it is ending), or the request is malformed: nothing to do.
-    let Ok((_, fds)) = sys::recv_with_fds(link.as_fd(), &mut kind) else {
+    let Some(ends) = protocol::take_over(link.as_fd()) else {
         sys::exit_now(0)
     };
     drop(link);
     if let Some(name) = name {
         sys::rename_thread(&name);
     }
-    let mut fds = fds.into_iter();
-    let worker = [fds.next(), fds.next(), fds.next()];
     // The parent-death signal is set already, for the server.
-    become_worker(worker, None)
+    become_worker(ends, None)
 }

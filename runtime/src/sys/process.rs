@@ -62,6 +62,10 @@ pub(super) static FORKING: Mutex<()> = Mutex::new(());
 /// Forks the calling process. The child first closes `close_in_child`: descriptors it inherits
 /// but must not hold (another worker's pipes, say).
 ///
+/// Stdout is flushed first. The child inherits stdout's buffer: were a partial line waiting in
+/// it, the child's first `println!` would print it a second time. (Python's multiprocessing
+/// flushes before it forks, too.)
+///
 /// The child may allocate: glibc's `malloc` takes every arena's lock around `fork` (its `atfork`
 /// handlers) and resets them in the child, so the child's allocator is consistent and unlocked
 /// even when another thread was allocating at the moment of the fork. (musl's does the same
@@ -77,6 +81,7 @@ pub(super) static FORKING: Mutex<()> = Mutex::new(());
 /// `close_in_child` again, nor close one (the `OwnedFd`s that own them in the parent must not be
 /// dropped there: the child ends with `exit_now`, which runs no destructor).
 pub(crate) unsafe fn fork(close_in_child: &[RawFd]) -> io::Result<Fork> {
+    let _ = io::Write::flush(&mut io::stdout());
     let forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
     // SAFETY: the caller upholds the contract above, which is `nix::unistd::fork`'s.
     let forked = unsafe { nix::unistd::fork() };

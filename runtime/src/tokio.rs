@@ -1,21 +1,22 @@
 //! Awaiting workers from tokio (the `tokio` feature): `handle.await` runs a [`JoinFuture`], which
-//! waits on the reactor, not on a thread; [`Pool::unblock`] runs a pool call on tokio's blocking
-//! threads.
+//! waits on the reactor, not on a thread. ([`Pool::unblock`](crate::Pool::unblock), which runs a
+//! pool call on tokio's blocking threads, is with the rest of `Pool`.)
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::error::Error;
 use crate::error::ErrorKind;
+use crate::func::Wire;
+use crate::spawn::JoinHandle;
 use crate::sys::Exit;
-use crate::{Error, JoinHandle, Pool, Wire};
 
 /// A descriptor that a [`JoinHandle`] owns, lent to tokio's reactor to watch. It never closes
 /// the descriptor: the handle does, after the watch has ended.
@@ -217,75 +218,5 @@ impl<T: Wire> JoinFuture<T> {
         let watched = unsafe { watch(slot, exit_fd) }?;
         let _readable = ready!(watched.poll_read_ready(cx))?;
         Poll::Ready(handle.child.reap())
-    }
-}
-
-impl Pool {
-    /// Runs `f` with this pool on tokio's blocking threads and returns what it returns: the
-    /// awaitable form of any pool call (available with the `tokio` feature).
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lambda_parallel::{Error, Pool};
-    ///
-    /// fn square(x: u64) -> u64 {
-    ///     x * x
-    /// }
-    ///
-    /// # #[cfg(feature = "tokio")]
-    /// async fn handler(pool: Arc<Pool>, inputs: Vec<u64>) -> Vec<Result<u64, Error>> {
-    ///     pool.unblock(move |pool| pool.map_each(square, inputs)).await
-    /// }
-    ///
-    /// # #[cfg(feature = "tokio")]
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    /// let pool = Arc::new(Pool::new(2)?);
-    /// let outcomes = runtime.block_on(handler(pool, vec![1, 2, 3]));
-    /// assert_eq!(outcomes.into_iter().collect::<Result<Vec<_>, _>>()?, [1, 4, 9]);
-    /// # Ok(())
-    /// # }
-    /// # #[cfg(not(feature = "tokio"))]
-    /// # fn main() {}
-    /// ```
-    ///
-    /// The pool's worker processes do the work; the blocking thread only waits for them (and
-    /// encodes and decodes), so the runtime's own threads stay free. The pool serves calls one
-    /// at a time, as always: concurrent `unblock` calls each hold a blocking thread while they
-    /// wait their turn. With [`Pool::new(0)`](Pool::new), tasks run on the blocking thread.
-    ///
-    /// The name is that of the `blocking` crate's function that does the same. The pool's
-    /// `_async` methods ([`Pool::map_async`]) keep Python's meaning, submit now and get later;
-    /// and in this crate `spawn` forks a worker, hence not `spawn_blocking`.
-    ///
-    /// `f` and its result move between threads, so they must be `Send + 'static`: move the
-    /// inputs into it. The future owns a clone of the `Arc`, so it can be `tokio::spawn`ed.
-    ///
-    /// # Cancellation
-    ///
-    /// A blocking call cannot be interrupted: dropping the future (on a `tokio::time::timeout`,
-    /// say) lets the call run to its end, and its result is dropped. To bound the work itself,
-    /// give the pool a [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout), or call
-    /// [`Pool::set_deadline`] (inside `f`, or before).
-    ///
-    /// # Panics
-    ///
-    /// A panic in `f` resumes in the task that awaits. Polling panics outside a tokio runtime,
-    /// and if the runtime shuts down before `f` has run (the blocking task is then cancelled).
-    pub fn unblock<F, R>(self: &Arc<Self>, f: F) -> impl Future<Output = R> + Send + 'static
-    where
-        F: FnOnce(&Pool) -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        let pool = Arc::clone(self);
-        async move {
-            match tokio::task::spawn_blocking(move || f(&pool)).await {
-                Ok(value) => value,
-                Err(err) => match err.try_into_panic() {
-                    Ok(payload) => std::panic::resume_unwind(payload),
-                    Err(err) => panic!("the pool call did not run: {err}"),
-                },
-            }
-        }
     }
 }

@@ -1,7 +1,10 @@
-//! Length-prefixed frames: a tag byte, the payload's length as a little-endian `u64`, the payload.
+//! Length-prefixed frames, the one framing of every byte stream between the caller and a worker
+//! (pipes and the ring alike): a tag byte, the payload's length as a little-endian `u64`, the
+//! payload. Written by both sides of the fork, read by both.
 
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 
 use crate::sys;
@@ -12,56 +15,16 @@ pub(crate) const HEADER_LEN: usize = 9;
 /// rather than allocated for: Lambda's largest function has 10 GiB of memory in all.
 pub(crate) const MAX_PAYLOAD: u64 = 8 << 30;
 
-/// What a frame carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Tag {
-    /// The encoded return value.
-    Value = 0,
-    /// The worker panicked: an encoded [`crate::error::PanicReport`].
-    Panic = 1,
-    /// The worker returned but its value could not be encoded: the codec's message.
-    EncodeFailed = 2,
-    /// A pool worker could not decode a task's arguments: the codec's message.
-    DecodeFailed = 3,
-    /// To a pool worker: a batch of tasks, as the address of their [`crate::task::Entry`] (a
-    /// little-endian `u64`) and each task's arguments.
-    Batch = 16,
-    /// To a worker: a batch, after which it exits (a one-off worker forked by the fork server).
-    Once = 17,
-    /// From a worker, on its pipe: it published an outcome in its ring (`ring.rs`) while the
-    /// pool slept. Carries nothing.
-    Bell = 32,
-    /// From a worker, in its ring: the outcomes that follow come on the pipe.
-    ToPipe = 33,
-    /// From a worker, on its pipe: the outcomes that follow come in the ring.
-    ToRing = 34,
-}
-
-impl Tag {
-    fn from_byte(byte: u8) -> Option<Tag> {
-        [
-            Tag::Value,
-            Tag::Panic,
-            Tag::EncodeFailed,
-            Tag::DecodeFailed,
-            Tag::Batch,
-            Tag::Once,
-            Tag::Bell,
-            Tag::ToPipe,
-            Tag::ToRing,
-        ]
-        .into_iter()
-        .find(|tag| *tag as u8 == byte)
-    }
-
-    /// Whether the frame is a task's outcome, rather than a request or a signal between the
-    /// two ends.
-    pub(crate) fn is_outcome(self) -> bool {
-        matches!(
-            self,
-            Tag::Value | Tag::Panic | Tag::EncodeFailed | Tag::DecodeFailed
-        )
-    }
+/// The tag byte of one family of frames. Each direction has its own: requests to a worker
+/// ([`Request`](super::batch::Request)), outcomes ([`Status`](super::outcome::Status)), and a
+/// pool worker's channel, which carries outcomes and the signals of the ring/pipe protocol
+/// (`transport::channel::Up`). Their bytes never overlap, so that a frame read in the wrong
+/// place is an unknown tag, not a misreading.
+pub(crate) trait Tag: Copy + fmt::Debug + PartialEq {
+    /// The tag a byte stands for in this family, if any.
+    fn from_byte(byte: u8) -> Option<Self>;
+    /// The byte on the wire.
+    fn to_byte(self) -> u8;
 }
 
 /// The bytes on a pipe do not form a frame.
@@ -98,9 +61,9 @@ impl fmt::Display for FrameError {
 
 /// Starts a frame at the end of `buf`, to be completed by [`finish`] once the payload is written
 /// after it. Returns where the frame starts.
-pub(crate) fn begin(buf: &mut Vec<u8>, tag: Tag) -> usize {
+pub(crate) fn begin(buf: &mut Vec<u8>, tag: impl Tag) -> usize {
     let start = buf.len();
-    buf.push(tag as u8);
+    buf.push(tag.to_byte());
     buf.extend_from_slice(&[0; HEADER_LEN - 1]);
     start
 }
@@ -112,12 +75,12 @@ pub(crate) fn finish(buf: &mut [u8], start: usize) {
 }
 
 /// Reads a frame header: the tag, and the payload's length.
-pub(crate) fn parse_header(header: &[u8]) -> Result<(Tag, u64), FrameError> {
+pub(crate) fn parse_header<T: Tag>(header: &[u8]) -> Result<(T, u64), FrameError> {
     let (&tag, len) = header.split_first().ok_or(FrameError::Truncated {
         have: 0,
         want: HEADER_LEN as u64,
     })?;
-    let tag = Tag::from_byte(tag).ok_or(FrameError::UnknownTag(tag))?;
+    let tag = T::from_byte(tag).ok_or(FrameError::UnknownTag(tag))?;
     let len = len.first_chunk::<8>().ok_or(FrameError::Truncated {
         have: header.len(),
         want: HEADER_LEN as u64,
@@ -129,10 +92,10 @@ pub(crate) fn parse_header(header: &[u8]) -> Result<(Tag, u64), FrameError> {
     Ok((tag, len))
 }
 
-/// A frame with no payload, such as a [`Tag::Bell`].
-pub(crate) fn empty(tag: Tag) -> [u8; HEADER_LEN] {
+/// A frame with no payload, such as a bell (`transport::channel::Up::Bell`).
+pub(crate) fn empty(tag: impl Tag) -> [u8; HEADER_LEN] {
     let mut frame = [0; HEADER_LEN];
-    frame[0] = tag as u8;
+    frame[0] = tag.to_byte();
     frame
 }
 
@@ -186,25 +149,23 @@ impl fmt::Debug for Payload {
     }
 }
 
-/// The length of a [`Tag::Batch`] frame's header and the entry address that starts its payload.
-pub(crate) const BATCH_HEADER_LEN: usize = HEADER_LEN + 8;
-
-/// What precedes a batch's arguments on the wire: the same bytes as [`begin`], the entry's
-/// address and [`finish`] would write, so that the arguments can be sent from where they are.
-pub(crate) fn batch_header(entry: u64, args_len: usize) -> [u8; BATCH_HEADER_LEN] {
-    let mut header = [0; BATCH_HEADER_LEN];
-    header[0] = Tag::Batch as u8;
-    header[1..HEADER_LEN].copy_from_slice(&(8 + args_len as u64).to_le_bytes());
-    header[HEADER_LEN..].copy_from_slice(&entry.to_le_bytes());
-    header
-}
-
-/// Collects frames from a pipe as bytes arrive.
-#[derive(Debug, Default)]
-pub(crate) struct FrameReader {
+/// Collects frames of the family `T` from a pipe as bytes arrive.
+#[derive(Debug)]
+pub(crate) struct FrameReader<T> {
     buf: Vec<u8>,
     /// Where the first frame not yet consumed starts in `buf`.
     start: usize,
+    _tags: PhantomData<fn() -> T>,
+}
+
+impl<T> Default for FrameReader<T> {
+    fn default() -> Self {
+        FrameReader {
+            buf: Vec::new(),
+            start: 0,
+            _tags: PhantomData,
+        }
+    }
 }
 
 /// What one [`FrameReader::fill`] saw.
@@ -221,10 +182,14 @@ pub(crate) enum Fill {
     Eof,
 }
 
-impl FrameReader {
+impl<T: Tag> FrameReader<T> {
     /// A reader over bytes already at hand.
     pub(crate) fn from_bytes(buf: Vec<u8>) -> Self {
-        FrameReader { buf, start: 0 }
+        FrameReader {
+            buf,
+            start: 0,
+            _tags: PhantomData,
+        }
     }
 
     /// Reads what the pipe has (without blocking, if the pipe does not block).
@@ -259,7 +224,7 @@ impl FrameReader {
         }
     }
 
-    fn header(&self) -> Result<Option<(Tag, u64)>, FrameError> {
+    fn header(&self) -> Result<Option<(T, u64)>, FrameError> {
         match self.buf.get(self.start..self.start + HEADER_LEN) {
             Some(header) => parse_header(header).map(Some),
             None => Ok(None),
@@ -267,7 +232,7 @@ impl FrameReader {
     }
 
     /// The first complete frame, if one has arrived.
-    pub(crate) fn frame(&self) -> Result<Option<(Tag, &[u8])>, FrameError> {
+    pub(crate) fn frame(&self) -> Result<Option<(T, &[u8])>, FrameError> {
         let Some((tag, len)) = self.header()? else {
             return Ok(None);
         };
@@ -309,28 +274,26 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::outcome::Status;
 
-    fn reader_with(bytes: &[u8]) -> FrameReader {
-        FrameReader {
-            buf: bytes.to_vec(),
-            start: 0,
-        }
+    fn reader_with(bytes: &[u8]) -> FrameReader<Status> {
+        FrameReader::from_bytes(bytes.to_vec())
     }
 
     #[test]
     fn reads_back_a_frame() {
         let mut buf = Vec::new();
-        let start = begin(&mut buf, Tag::Panic);
+        let start = begin(&mut buf, Status::Panic);
         buf.extend_from_slice(b"boom");
         finish(&mut buf, start);
         let reader = reader_with(&buf);
-        assert_eq!(reader.frame(), Ok(Some((Tag::Panic, &b"boom"[..]))));
+        assert_eq!(reader.frame(), Ok(Some((Status::Panic, &b"boom"[..]))));
     }
 
     #[test]
     fn waits_for_the_rest_of_a_frame() {
         let mut buf = Vec::new();
-        let start = begin(&mut buf, Tag::Value);
+        let start = begin(&mut buf, Status::Value);
         buf.extend_from_slice(b"abc");
         finish(&mut buf, start);
         let reader = reader_with(&buf[..buf.len() - 1]);
@@ -339,17 +302,6 @@ mod tests {
             reader.incomplete(),
             FrameError::Truncated { have: 11, want: 12 }
         );
-    }
-
-    #[test]
-    fn batch_header_is_what_begin_and_finish_write() {
-        let mut buf = Vec::new();
-        let start = begin(&mut buf, Tag::Batch);
-        buf.extend_from_slice(&0x0123_4567_89ab_cdef_u64.to_le_bytes());
-        buf.extend_from_slice(b"args");
-        finish(&mut buf, start);
-        let header = batch_header(0x0123_4567_89ab_cdef, 4);
-        assert_eq!(buf[..BATCH_HEADER_LEN], header);
     }
 
     #[test]

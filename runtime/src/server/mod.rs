@@ -14,36 +14,29 @@
 //! has been reaped. A caller that has a one-off worker's outcome closes the status socket without
 //! reading the exit record (`Child::release`): the server reaps the worker all the same.
 //!
+//! `protocol.rs` holds every message, `client.rs` the caller's side, `serving.rs` the server's
+//! own loop (which runs after the fork that starts it).
+//!
 //! The server keeps one worker forked ahead of need, the *spare*, which waits for a request's
 //! descriptors on a socket of its own: a request then costs a hand-over rather than a fork, and
 //! the server forks the next spare after the caller has its worker. A request that finds no
 //! spare (several at once, or the spare was killed) gets a fresh fork, as it would without one.
 //! The spare is one more small process, a copy of the server, for as long as the server lives.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
-
-use crate::sys::Pid;
-
-use crate::error::ErrorKind;
-use crate::process::Child;
-use crate::sys::{self, Exit, Fork};
-use crate::Error;
-
+mod client;
+pub(crate) mod protocol;
 mod serving;
 
-/// The caller's end of the control socket, once [`init`] has run.
-static SERVER: OnceLock<Mutex<OwnedFd>> = OnceLock::new();
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Records on the status socket: a tag byte, then a little-endian `i32`: first the worker's pid (or
-/// why it could not be forked), later how it ended.
-const EXIT_CODE: u8 = 0;
-const EXIT_SIGNAL: u8 = 1;
-const FORK_FAILED: u8 = 2;
-const SPAWNED: u8 = 3;
+pub(crate) use self::client::{is_running, request};
+use crate::error::Error;
+use crate::error::ErrorKind;
+use crate::sys::{self, Fork};
+use crate::transport::ring;
+use crate::worker;
 
 /// Starts the fork server, from which every worker of this process is then forked.
 ///
@@ -67,7 +60,7 @@ const SPAWNED: u8 = 3;
 /// the server cannot be forked.
 pub fn init() -> Result<(), Error> {
     let fail = |message: String| Err(Error::new("fork server", ErrorKind::Init(message)));
-    if SERVER.get().is_some() {
+    if client::is_running() {
         return Ok(());
     }
     if !sys::is_main_thread() {
@@ -86,26 +79,20 @@ pub fn init() -> Result<(), Error> {
     match start() {
         Ok(control) => {
             // A single thread got here, so no other `init` raced this one.
-            let _ = SERVER.set(Mutex::new(control));
+            client::connect(control);
             Ok(())
         }
         Err(err) => fail(err.to_string()),
     }
 }
 
-/// Whether workers are forked by the server.
-pub(crate) fn is_running() -> bool {
-    SERVER.get().is_some()
-}
-
 fn start() -> io::Result<OwnedFd> {
     // Installed here, so that every worker the server forks has it, and worked out here, so
     // that no worker works it out again.
-    crate::child::install_panic_hook();
-    crate::ring::may_spin();
+    worker::install_panic_hook();
+    ring::may_spin();
     let (ours, theirs) = sys::packet_pair()?;
     let parent = sys::getpid();
-    crate::spawn::flush_stdout();
     // SAFETY: `init` checked that this process has one thread, so the child inherits no lock
     // held elsewhere. The child runs `serve`, which ends in `_exit` and never returns here.
     match unsafe { sys::fork(&[]) }? {
@@ -115,84 +102,6 @@ fn start() -> io::Result<OwnedFd> {
         }
         Fork::Parent(_) => Ok(ours),
     }
-}
-
-/// A worker the server forked: the process, and our ends of its request and result pipes.
-pub(crate) struct ServedWorker {
-    pub(crate) child: Child,
-    pub(crate) requests: OwnedFd,
-    /// A read end of the request pipe, kept by the caller (see [`process::PoolProcess`]).
-    pub(crate) request_guard: OwnedFd,
-    pub(crate) results: OwnedFd,
-}
-
-/// Asks the server for a worker, which runs [`process::serve`] on its pipes and, if given, the
-/// outcome ring in `ring`. `None` when there is no server (the caller forks directly).
-pub(crate) fn spawn_worker(ring: Option<BorrowedFd<'_>>) -> Option<io::Result<ServedWorker>> {
-    let control = SERVER.get()?;
-    Some(request(control, ring))
-}
-
-fn request(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result<ServedWorker> {
-    let (request_read, requests) = sys::pipe()?;
-    let (results, result_write) = sys::pipe()?;
-    // A socket rather than a pipe, so that the worker's pidfd can come with its pid.
-    let (status, worker_status) = sys::packet_pair()?;
-    sys::grow_pipe(requests.as_fd());
-    sys::grow_pipe(results.as_fd());
-    {
-        let control = control.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut fds = vec![
-            request_read.as_raw_fd(),
-            result_write.as_raw_fd(),
-            worker_status.as_raw_fd(),
-        ];
-        fds.extend(ring.map(|fd| fd.as_raw_fd()));
-        sys::send_with_fds(control.as_fd(), &[0], &fds)?;
-    }
-    drop((result_write, worker_status));
-    let mut record = [0; 5];
-    let (len, fds) = sys::recv_with_fds(status.as_fd(), &mut record)?;
-    let [tag, value @ ..] = record;
-    let value = i32::from_le_bytes(value);
-    let pidfd = match (len, tag, fds.into_iter().next()) {
-        (0, ..) => return Err(io::Error::other("the fork server is gone")),
-        (5, SPAWNED, Some(pidfd)) => pidfd,
-        (5, FORK_FAILED, _) => return Err(io::Error::from_raw_os_error(value)),
-        _ => return Err(io::Error::other("bad record from the fork server")),
-    };
-    // The server's own pidfd for the worker: it names that process even should it have died
-    // and been reaped by now, which a pidfd opened here from the pid would not.
-    let child = Child::adopt_served(Pid::from_raw(value), pidfd, File::from(status));
-    Ok(ServedWorker {
-        child,
-        requests,
-        request_guard: request_read,
-        results,
-    })
-}
-
-/// Reads the exit record the server writes once it has reaped the worker.
-pub(crate) fn read_exit(status: &mut File) -> io::Result<Exit> {
-    let (tag, value) = read_record(status)?;
-    match tag {
-        EXIT_CODE => Ok(Exit::Code(value)),
-        EXIT_SIGNAL => Ok(Exit::Signal(value)),
-        _ => Err(io::Error::other("bad exit record from the fork server")),
-    }
-}
-
-/// Reads one record from a status socket, waiting for it.
-fn read_record(status: &mut File) -> io::Result<(u8, i32)> {
-    let mut record = [0; 5];
-    status
-        .read_exact(&mut record)
-        .map_err(|err| match err.kind() {
-            io::ErrorKind::UnexpectedEof => io::Error::other("the fork server is gone"),
-            _ => err,
-        })?;
-    let [tag, value @ ..] = record;
-    Ok((tag, i32::from_le_bytes(value)))
 }
 
 /// Warns, once per process, that a worker is about to be forked straight from a process with

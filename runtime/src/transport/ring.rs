@@ -1,5 +1,6 @@
 //! A pool worker's outcome ring: shared memory that the worker writes its outcome frames into and
-//! the pool reads them from, with no system call per task.
+//! the pool reads them from, with no system call per task. `channel.rs` says when frames go here
+//! and when to the pipe; this file is the ring itself, both its ends.
 //!
 //! A worker must hand over each outcome before it starts the next task, so that a crash fails
 //! the task that crashed and no other. Over a pipe that costs a `write(2)` per task, which is
@@ -7,15 +8,6 @@
 //! worker has published (by moving `tail` past it) stays readable after the worker dies,
 //! whatever kills it. The ring lives in a `memfd` (no file system needed, and AWS Lambda has no
 //! `/dev/shm`), sealed against resizing, which the worker maps and the pool maps too.
-//!
-//! The pipe stays, for three things:
-//! - a *bell*: before the pool sleeps in `poll`, it raises `sleeping`; a worker that publishes a
-//!   frame and finds the flag raised lowers it and writes a [`Tag::Bell`] frame, so there is at
-//!   most one bell per sleep, and none while the pool is busy reading;
-//! - frames larger than the ring: the worker publishes [`Tag::ToPipe`] and sends what follows on
-//!   the pipe, until a frame fits again, when it sends [`Tag::ToRing`] on the pipe;
-//! - a worker whose ring could not be mapped starts on the pipe, as every worker does, and stays
-//!   there.
 //!
 //! An idle worker whose requests have lately come quickly watches `posted`, which the pool moves
 //! whenever it writes requests, for up to [`LINGER`] before it sleeps in `read`; the pool, in
@@ -27,7 +19,7 @@
 //! and then that its pool still exists. The pool never sleeps while a ring holds frames, so a
 //! waiting worker is soon released.
 //!
-//! The ring is the same framing as the pipe (`frame.rs`), at positions that wrap. `head` and
+//! The ring is the same framing as the pipe (`wire/frame.rs`), at positions that wrap. `head` and
 //! `tail` count bytes from the start and never wrap themselves. The pool trusts nothing it
 //! reads: a worker's own code can scribble over the mapping, and that is a bad frame, not
 //! undefined behaviour in the pool.
@@ -39,8 +31,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::frame::{FrameError, Payload, Tag, HEADER_LEN};
 use crate::sys;
+use crate::wire::frame::{self, FrameError, Payload, Tag, HEADER_LEN};
 
 /// Bytes of frames the ring holds. A power of two.
 pub(crate) const CAPACITY: usize = 256 << 10;
@@ -214,7 +206,7 @@ impl RingReader {
     }
 
     /// The next frame, up to what the last [`refresh`](RingReader::refresh) saw, copied out.
-    pub(crate) fn next(&mut self) -> Result<Option<(Tag, Payload)>, FrameError> {
+    pub(crate) fn next<T: Tag>(&mut self) -> Result<Option<(T, Payload)>, FrameError> {
         let available = self.tail.wrapping_sub(self.head);
         if available == 0 {
             return Ok(None);
@@ -233,7 +225,7 @@ impl RingReader {
             });
         }
         self.map.read(self.head, &mut header);
-        let (tag, len) = crate::frame::parse_header(&header)?;
+        let (tag, len) = frame::parse_header::<T>(&header)?;
         let Some(len) = usize::try_from(len)
             .ok()
             .filter(|len| HEADER_LEN + len <= have)
@@ -313,7 +305,8 @@ impl RingWriter {
         Ok(RingWriter { map, tail, head })
     }
 
-    /// Whether a frame of `len` bytes fits, leaving room for a [`Tag::ToPipe`] frame after it.
+    /// Whether a frame of `len` bytes fits, leaving room for a frame with no payload after it (the
+    /// switch to the pipe, `channel::Up::ToPipe`).
     pub(crate) fn fits(&mut self, len: usize) -> bool {
         let need = (len + HEADER_LEN) as u64;
         // Wrapping and saturating: should the worker's own code scribble over `head`, frames go

@@ -1,4 +1,5 @@
-//! The requests a worker has yet to read: the frames of its newest batches, sent straight from
+//! The caller's end of a pool worker's request pipe: the requests the worker has yet to read, the
+//! frames of its newest batches, sent straight from
 //! each batch's arguments rather than copied into a buffer first (for a large argument, that
 //! copy cost as much as the pipe's own). Headers and small arguments are written with `writev`;
 //! large arguments are lent to the pipe page by page (`vmsplice`), so the worker's read is the
@@ -8,9 +9,17 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IoSlice};
 use std::os::fd::BorrowedFd;
 
-use super::job::Batch;
-use crate::frame::{self, BATCH_HEADER_LEN};
 use crate::sys;
+use crate::wire::batch::{self, Request, HEADER_AND_ENTRY_LEN};
+
+/// A batch as the outbox sends it: the address of its entry point, and its tasks' arguments as
+/// `wire::batch` lays them out. The outbox only reads them.
+pub(crate) trait Outgoing {
+    /// The entry point's address.
+    fn entry(&self) -> u64;
+    /// The tasks' arguments.
+    fn args(&self) -> &[u8];
+}
 
 /// Batches one `writev` takes at most.
 const BATCHES_PER_WRITE: usize = 4;
@@ -23,7 +32,7 @@ const LEND_MIN: usize = 64 << 10;
 /// Which of a worker's batches are not yet wholly on its pipe. The batches themselves stay
 /// where they are, in the worker's queue (newest last), until their outcomes come back.
 #[derive(Debug, Default)]
-pub(super) struct Outbox {
+pub(crate) struct Outbox {
     /// How many of the queue's batches, counted from the newest, are not wholly on the pipe.
     unsent: usize,
     /// How many bytes of the oldest unsent batch's frame are on the pipe.
@@ -34,24 +43,24 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Counts the batch just added to the back of the queue as unsent.
-    pub(super) fn push(&mut self) {
+    pub(crate) fn push(&mut self) {
         self.unsent += 1;
     }
 
     /// Whether some batch is not wholly on the pipe yet.
-    pub(super) fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.unsent > 0
     }
 
     /// Writes what the pipe `fd` takes of the unsent batches of `batches`, without blocking;
     /// whether it wrote anything.
-    pub(super) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) -> bool {
+    pub(crate) fn write(&mut self, fd: BorrowedFd<'_>, batches: &VecDeque<impl Outgoing>) -> bool {
         let mut wrote_any = false;
         while self.unsent > 0 {
             let first = &batches[batches.len() - self.unsent];
-            let lending = self.written >= BATCH_HEADER_LEN && self.lends(first);
+            let lending = self.written >= HEADER_AND_ENTRY_LEN && self.lends(first);
             let wrote = if lending {
-                sys::lend_to_pipe(fd, &first.args[self.written - BATCH_HEADER_LEN..])
+                sys::lend_to_pipe(fd, &first.args()[self.written - HEADER_AND_ENTRY_LEN..])
             } else {
                 self.write_copies(fd, batches)
             };
@@ -78,24 +87,28 @@ impl Outbox {
     /// Whether `batch`'s arguments go to the pipe as lent pages rather than copies. Its pages
     /// stay unchanged until the worker has read them: a batch stays in the slot's queue, as it
     /// was, until its outcomes have come back, and they come after the worker read it whole.
-    fn lends(&self, batch: &Batch) -> bool {
-        !self.copy_only && batch.args.len() >= LEND_MIN
+    fn lends(&self, batch: &impl Outgoing) -> bool {
+        !self.copy_only && batch.args().len() >= LEND_MIN
     }
 
     /// Writes (copies) what the pipe takes of the unsent batches, up to the arguments of the
     /// first batch whose arguments are lent instead.
-    fn write_copies(&self, fd: BorrowedFd<'_>, batches: &VecDeque<Batch>) -> io::Result<usize> {
+    fn write_copies(
+        &self,
+        fd: BorrowedFd<'_>,
+        batches: &VecDeque<impl Outgoing>,
+    ) -> io::Result<usize> {
         let unsent = batches.range(batches.len() - self.unsent..);
-        let mut headers = [[0; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
+        let mut headers = [[0; HEADER_AND_ENTRY_LEN]; BATCHES_PER_WRITE];
         for (header, batch) in headers.iter_mut().zip(unsent.clone()) {
-            *header = frame::batch_header(batch.entry as usize as u64, batch.args.len());
+            *header = batch::header(Request::Batch, batch.entry(), batch.args().len());
         }
         let mut parts = [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
         let mut used = 0;
         let mut skip = self.written;
         for (header, batch) in headers.iter().zip(unsent) {
             let lent = self.lends(batch);
-            let args: &[u8] = if lent { &[] } else { &batch.args };
+            let args: &[u8] = if lent { &[] } else { batch.args() };
             for part in [&header[..], args] {
                 if skip >= part.len() {
                     skip -= part.len();
@@ -113,10 +126,10 @@ impl Outbox {
     }
 
     /// Accounts for `n` more bytes on the pipe.
-    fn advance(&mut self, mut n: usize, batches: &VecDeque<Batch>) {
+    fn advance(&mut self, mut n: usize, batches: &VecDeque<impl Outgoing>) {
         while self.unsent > 0 {
             let batch = &batches[batches.len() - self.unsent];
-            let left = BATCH_HEADER_LEN + batch.args.len() - self.written;
+            let left = HEADER_AND_ENTRY_LEN + batch.args().len() - self.written;
             if n < left {
                 self.written += n;
                 return;
@@ -134,18 +147,26 @@ mod tests {
 
     use std::os::fd::AsFd;
 
-    use crate::frame::{Fill, FrameReader, Tag};
+    use crate::wire::frame::{Fill, FrameReader};
 
-    fn entry(batch: &[u8], out: &mut dyn crate::task::Sink) -> std::io::Result<()> {
-        out.outcome(batch)
+    struct Batch {
+        entry: u64,
+        args: Vec<u8>,
+    }
+
+    impl Outgoing for Batch {
+        fn entry(&self) -> u64 {
+            self.entry
+        }
+
+        fn args(&self) -> &[u8] {
+            &self.args
+        }
     }
 
     fn batch(len: usize) -> Batch {
         Batch {
-            job: 0,
-            first: 0,
-            count: 1,
-            entry,
+            entry: 0x0123_4567_89ab_cdef ^ len as u64,
             args: (0..=250).cycle().take(len).collect(),
         }
     }
@@ -161,7 +182,7 @@ mod tests {
             batches.push_back(batch(len));
             outbox.push();
         }
-        let mut reader = FrameReader::default();
+        let mut reader = FrameReader::<Request>::default();
         let mut frames = Vec::new();
         loop {
             outbox.write(write, &batches);
@@ -176,9 +197,9 @@ mod tests {
         }
         assert_eq!(frames.len(), batches.len());
         for ((tag, payload), batch) in frames.iter().zip(&batches) {
-            let mut want = (batch.entry as usize as u64).to_le_bytes().to_vec();
+            let mut want = batch.entry.to_le_bytes().to_vec();
             want.extend_from_slice(&batch.args);
-            assert_eq!((*tag, payload.len()), (Tag::Batch, want.len()));
+            assert_eq!((*tag, payload.len()), (Request::Batch, want.len()));
             assert!(*payload == want);
         }
         outbox

@@ -1,9 +1,11 @@
 //! The ring on its own, both ends in one process.
 
 use super::*;
-use crate::frame;
+use crate::transport::channel::Up;
+use crate::wire::frame;
+use crate::wire::outcome::Status;
 
-fn frame_of(tag: Tag, payload: &[u8]) -> Vec<u8> {
+fn frame_of(tag: Up, payload: &[u8]) -> Vec<u8> {
     let mut buf = Vec::new();
     let start = frame::begin(&mut buf, tag);
     buf.extend_from_slice(payload);
@@ -24,37 +26,40 @@ fn frames_cross_in_order_and_wrap() {
     // Frames of odd sizes, many times round the ring, each read back whole.
     for round in 0..5000_usize {
         let payload: Vec<u8> = (0..(round * 37) % 700).map(|i| (i ^ round) as u8).collect();
-        let frame = frame_of(Tag::Value, &payload);
+        let frame = frame_of(Up::Outcome(Status::Value), &payload);
         assert!(writer.fits(frame.len()));
         writer.push(&frame);
         reader.refresh();
         assert_eq!(
-            reader.next().unwrap(),
-            Some((Tag::Value, Payload::copy_of(&payload)))
+            reader.next::<Up>().unwrap(),
+            Some((Up::Outcome(Status::Value), Payload::copy_of(&payload)))
         );
         reader.release();
     }
-    assert_eq!(reader.next().unwrap(), None);
+    assert_eq!(reader.next::<Up>().unwrap(), None);
 }
 
 #[test]
 fn a_full_ring_keeps_room_for_the_switch_to_the_pipe() {
     let (mut reader, mut writer) = pair();
-    let frame = frame_of(Tag::Value, &[7; 1000]);
+    let frame = frame_of(Up::Outcome(Status::Value), &[7; 1000]);
     let mut pushed = 0;
     while writer.fits(frame.len()) {
         writer.push(&frame);
         pushed += 1;
     }
     assert_eq!(pushed, CAPACITY / frame.len());
-    writer.push(&frame_of(Tag::ToPipe, &[]));
+    writer.push(&frame_of(Up::ToPipe, &[]));
     reader.refresh();
     for _ in 0..pushed {
-        assert_eq!(reader.next().unwrap().unwrap().0, Tag::Value);
+        assert_eq!(
+            reader.next::<Up>().unwrap().unwrap().0,
+            Up::Outcome(Status::Value)
+        );
     }
     assert_eq!(
-        reader.next().unwrap(),
-        Some((Tag::ToPipe, Payload::copy_of(&[])))
+        reader.next::<Up>().unwrap(),
+        Some((Up::ToPipe, Payload::copy_of(&[])))
     );
     // Nothing is freed until the reader says so.
     assert!(!writer.fits(frame.len()));
@@ -65,7 +70,7 @@ fn a_full_ring_keeps_room_for_the_switch_to_the_pipe() {
 #[test]
 fn a_writer_waits_for_room_until_the_reader_makes_it() {
     let (mut reader, mut writer) = pair();
-    let frame = frame_of(Tag::Value, &[1; 4000]);
+    let frame = frame_of(Up::Outcome(Status::Value), &[1; 4000]);
     while writer.fits(frame.len()) {
         writer.push(&frame);
     }
@@ -78,7 +83,7 @@ fn a_writer_waits_for_room_until_the_reader_makes_it() {
     reader.refresh();
     let mut read = 0;
     while !waiter.is_finished() {
-        if reader.next().unwrap().is_some() {
+        if reader.next::<Up>().unwrap().is_some() {
             read += 1;
         }
         reader.release();
@@ -104,7 +109,7 @@ fn one_bell_per_sleep() {
 #[test]
 fn sleep_sees_a_frame_already_published() {
     let (mut reader, mut writer) = pair();
-    writer.push(&frame_of(Tag::Value, b"x"));
+    writer.push(&frame_of(Up::Outcome(Status::Value), b"x"));
     assert!(reader.sleep());
 }
 
@@ -113,14 +118,17 @@ fn garbage_in_the_ring_is_a_bad_frame() {
     let (mut reader, mut writer) = pair();
     writer.push(&[99; 20]);
     reader.refresh();
-    assert_eq!(reader.next(), Err(FrameError::UnknownTag(99)));
+    assert_eq!(reader.next::<Up>(), Err(FrameError::UnknownTag(99)));
 
     let (mut reader, mut writer) = pair();
-    let mut lying = frame_of(Tag::Value, b"abc");
+    let mut lying = frame_of(Up::Outcome(Status::Value), b"abc");
     lying[1] = 200;
     writer.push(&lying);
     reader.refresh();
-    assert!(matches!(reader.next(), Err(FrameError::Truncated { .. })));
+    assert!(matches!(
+        reader.next::<Up>(),
+        Err(FrameError::Truncated { .. })
+    ));
 
     let (mut reader, writer) = pair();
     writer
@@ -131,7 +139,7 @@ fn garbage_in_the_ring_is_a_bad_frame() {
         .store(CAPACITY as u64 * 2, Ordering::Release);
     reader.refresh();
     assert_eq!(
-        reader.next(),
+        reader.next::<Up>(),
         Err(FrameError::Overfull(CAPACITY as u64 * 2))
     );
 }

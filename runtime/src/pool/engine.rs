@@ -1,24 +1,53 @@
 //! The untyped engine of a pool: worker processes, the queue of batches, and the loop that moves
 //! bytes between them. It knows tasks only as encoded arguments and outcome frames; the typed
-//! layer in `pool/call.rs` encodes and decodes.
+//! layer (`feed.rs`, `call.rs`, `handles.rs`) encodes and decodes.
 //!
 //! There is no background thread: whoever waits for an outcome drives the engine (`drive`), so
 //! the process gains no thread of ours, and every fork happens on a thread of the caller's.
 
-use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::RawFd;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::builder::Settings;
-use super::job::{deliver, Batch, JobId, Jobs, Outcome};
-use super::outbox::Outbox;
-use super::slot::{crash, linger, read, stuck, write, Slot};
+use super::jobs::{Batch, JobId, Jobs, Outcome};
+use super::slot::{linger, Slot};
 use crate::error::ErrorKind;
-use crate::frame::{FrameReader, Payload};
-use crate::process::PoolProcess;
-use crate::ring::LINGER;
-use crate::sys::{self, Interest};
+use crate::sys;
+use crate::transport::ring::{self, LINGER};
+use crate::wire::frame::{FrameReader, Payload};
+use crate::wire::outcome::Status;
+use crate::worker;
+
+/// The settings a pool keeps for its life.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) max_tasks_per_worker: Option<usize>,
+    /// Tasks per batch, if the user chose; see `PoolBuilder::chunk_size`.
+    pub(crate) chunk_size: Option<usize>,
+}
+
+/// The engine behind its lock, as a pool and the handles of its calls share it.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    core: Mutex<Core>,
+}
+
+impl Shared {
+    pub(crate) fn new(settings: Settings) -> io::Result<Shared> {
+        Ok(Shared {
+            core: Mutex::new(Core::new(settings)?),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        // The engine keeps its own state consistent between calls, so a panic elsewhere while
+        // the lock was held (in a user's `Serialize`, say) leaves nothing half-changed.
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
 /// the parent between two batches.
@@ -31,9 +60,8 @@ pub(crate) struct Core {
     /// A deadline for all work in the pool: tasks still running then are killed.
     deadline: Option<Instant>,
     slots: Vec<Slot>,
-    pub(super) queue: VecDeque<Batch>,
-    pub(super) jobs: Jobs,
-    pub(super) next_job: JobId,
+    /// Every call's tasks and outcomes, and the queue of batches not yet handed out.
+    pub(crate) jobs: Jobs,
     closed: bool,
     /// Scratch space for `poll`.
     ready: Vec<bool>,
@@ -46,16 +74,14 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(settings: Settings) -> io::Result<Core> {
         // Inline mode (no workers) catches panics too, and needs the hook for their location.
-        crate::child::install_panic_hook();
+        worker::install_panic_hook();
         // Worked out before the workers fork, so that they inherit the answer.
-        crate::ring::may_spin();
+        ring::may_spin();
         let mut core = Core {
             settings,
             deadline: None,
             slots: Vec::new(),
-            queue: VecDeque::new(),
             jobs: Jobs::default(),
-            next_job: 0,
             closed: false,
             ready: Vec::new(),
             lingering: false,
@@ -86,35 +112,25 @@ impl Core {
     pub(crate) fn pids(&self) -> Vec<u32> {
         self.slots
             .iter()
-            .map(|slot| slot.process.child.pid.as_u32())
+            .map(|slot| slot.child.pid.as_u32())
             .collect()
     }
 
     fn add_worker(&mut self) -> io::Result<()> {
-        let siblings: Vec<RawFd> = self.slots.iter().flat_map(|s| s.process.fds()).collect();
-        let process = PoolProcess::spawn(&siblings)?;
-        self.slots.push(Slot {
-            process,
-            reader: FrameReader::default(),
-            out: Outbox::default(),
-            batches: VecDeque::new(),
-            done: 0,
-            started: Instant::now(),
-            assigned: 0,
-            piped: true,
-        });
+        let siblings: Vec<RawFd> = self.slots.iter().flat_map(Slot::fds).collect();
+        self.slots.push(Slot::spawn(&siblings)?);
         Ok(())
     }
 
     /// Whether a caller feeding tasks from an iterator should submit more before it waits: true
     /// while fewer batches are queued than the workers can take at once.
     pub(crate) fn wants_more(&self) -> bool {
-        self.queue.len() < BATCHES_PER_WORKER * self.settings.workers.max(1)
+        self.jobs.queued() < BATCHES_PER_WORKER * self.settings.workers.max(1)
     }
 
     /// Drives until no task is queued or running.
     pub(crate) fn finish(&mut self) {
-        while !self.queue.is_empty() || self.slots.iter().any(|slot| !slot.idle()) {
+        while self.jobs.queued() > 0 || self.slots.iter().any(|slot| !slot.idle()) {
             self.drive(None);
         }
     }
@@ -123,8 +139,7 @@ impl Core {
     /// With `kill_running`, workers running one of its tasks are killed (and replaced);
     /// otherwise those tasks finish first.
     pub(crate) fn cancel(&mut self, id: JobId, kill_running: bool) {
-        self.queue.retain(|batch| batch.job != id);
-        self.jobs.remove(&id);
+        self.jobs.remove(id);
         if kill_running {
             for i in (0..self.slots.len()).rev() {
                 if self.slots[i]
@@ -133,7 +148,7 @@ impl Core {
                     .is_some_and(|batch| batch.job == id)
                 {
                     // The job is gone: the error given to its killed task is discarded.
-                    self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
+                    self.remove_slot(i, |slot| slot.stuck(ErrorKind::Deadline));
                 }
             }
         }
@@ -157,18 +172,20 @@ impl Core {
 
     /// With no workers, runs every queued batch here, in the caller's thread.
     fn run_inline(&mut self) {
-        while let Some(batch) = self.queue.pop_front() {
+        while let Some(batch) = self.jobs.pop_queued() {
             let mut out = Vec::new();
             // Writing to a `Vec` cannot fail.
             let _ = (batch.entry)(&batch.args, &mut out);
-            let mut reader = FrameReader::from_bytes(out);
-            for index in batch.first..batch.first + batch.count {
+            let mut reader = FrameReader::<Status>::from_bytes(out);
+            for index in batch.indices() {
                 let outcome = match reader.frame() {
-                    Ok(Some((tag, payload))) => Outcome::Frame(tag, Payload::copy_of(payload)),
+                    Ok(Some((status, payload))) => {
+                        Outcome::Frame(status, Payload::copy_of(payload))
+                    }
                     _ => Outcome::failed(ErrorKind::Frame("missing outcome".into())),
                 };
                 reader.consume();
-                deliver(&mut self.jobs, batch.job, index, outcome);
+                self.jobs.deliver(batch.job, index, outcome);
             }
         }
     }
@@ -181,13 +198,8 @@ impl Core {
                 continue;
             };
             if self.slots.is_empty() {
-                while let Some(batch) = self.queue.pop_front() {
-                    for index in batch.first..batch.first + batch.count {
-                        let err = io::Error::new(err.kind(), err.to_string());
-                        let outcome = Outcome::failed(ErrorKind::Spawn(err));
-                        deliver(&mut self.jobs, batch.job, index, outcome);
-                    }
-                }
+                self.jobs
+                    .fail_queued(|| ErrorKind::Spawn(io::Error::new(err.kind(), err.to_string())));
             }
             return;
         }
@@ -213,18 +225,13 @@ impl Core {
                     if budget == 0 {
                         break;
                     }
-                    let Some(mut batch) = self.queue.pop_front() else {
+                    let Some(mut batch) = self.jobs.pop_queued() else {
                         return;
                     };
                     if let Some(rest) = batch.split_off(budget) {
-                        self.queue.push_front(rest);
+                        self.jobs.requeue(rest);
                     }
-                    if slot.idle() {
-                        slot.started = Instant::now();
-                    }
-                    slot.assigned += batch.count;
-                    slot.batches.push_back(batch);
-                    slot.out.push();
+                    slot.assign(batch);
                 }
             }
         }
@@ -234,7 +241,7 @@ impl Core {
     fn next_expiry(&self) -> Option<Instant> {
         let busy = self.slots.iter().filter(|slot| !slot.idle());
         let timeouts = busy.filter_map(|slot| Some(slot.started + self.settings.task_timeout?));
-        let working = !self.queue.is_empty() || self.slots.iter().any(|slot| !slot.idle());
+        let working = self.jobs.queued() > 0 || self.slots.iter().any(|slot| !slot.idle());
         let deadline = self.deadline.filter(|_| working);
         timeouts.chain(deadline).min()
     }
@@ -242,7 +249,7 @@ impl Core {
     /// Writes requests, waits for the workers, then reads what they sent and buries the dead.
     fn wait(&mut self, until: Option<Instant>) {
         for slot in &mut self.slots {
-            write(slot);
+            slot.write();
         }
         let wake = match (until, self.next_expiry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -256,35 +263,21 @@ impl Core {
         // Ask every ring for a bell, and sleep only if none has news already.
         let mut waiting = false;
         for slot in &mut self.slots {
-            if let Some(ring) = &mut slot.process.ring {
-                waiting |= ring.sleep();
-            }
+            waiting |= slot.sleep();
         }
         if waiting {
             timeout = Some(Duration::ZERO);
         }
-        let mut fds = Vec::with_capacity(self.slots.len() * 3);
-        for slot in &self.slots {
-            fds.push((slot.process.results.as_fd(), Interest::Read));
-            fds.push((slot.process.child.pidfd.as_fd(), Interest::Read));
-            if slot.out.is_pending() {
-                fds.push((slot.process.requests.as_fd(), Interest::Write));
-            } else {
-                // Nothing to write: the pidfd again keeps every slot at three entries.
-                fds.push((slot.process.child.pidfd.as_fd(), Interest::Read));
-            }
-        }
+        let fds: Vec<_> = self.slots.iter().flat_map(Slot::poll_fds).collect();
         let mut ready = std::mem::take(&mut self.ready);
         let slept = Instant::now();
         let polled = sys::poll_many(&fds, timeout, &mut ready);
         if !waiting && busy && ready.contains(&true) {
-            self.lingering = slept.elapsed() < LINGER && crate::ring::may_spin();
+            self.lingering = slept.elapsed() < LINGER && ring::may_spin();
         }
         drop(fds);
         for slot in &self.slots {
-            if let Some(ring) = &slot.process.ring {
-                ring.wake();
-            }
+            slot.wake();
         }
         if polled.is_err() {
             // Only ENOMEM; the next call tries again.
@@ -295,10 +288,10 @@ impl Core {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let (readable, ended, writable) = (ready[3 * i], ready[3 * i + 1], ready[3 * i + 2]);
             if writable {
-                write(slot);
+                slot.write();
             }
             // The ring is read every time: what it holds raises no descriptor.
-            if let Err(err) = read(slot, &mut self.jobs, readable || ended) {
+            if let Err(err) = slot.read(&mut self.jobs, readable || ended) {
                 dead.push((i, Some(err)));
                 continue;
             }
@@ -309,8 +302,8 @@ impl Core {
         self.ready = ready;
         for (i, bad_frame) in dead.into_iter().rev() {
             match bad_frame {
-                None => self.remove_slot(i, crash),
-                Some(err) => self.remove_slot(i, |slot| stuck(slot, ErrorKind::Frame(err))),
+                None => self.remove_slot(i, Slot::crash),
+                Some(err) => self.remove_slot(i, |slot| slot.stuck(ErrorKind::Frame(err))),
             }
         }
     }
@@ -328,21 +321,16 @@ impl Core {
             let ran = now.saturating_duration_since(slot.started);
             match self.settings.task_timeout {
                 Some(timeout) if ran >= timeout => {
-                    self.remove_slot(i, |slot| stuck(slot, ErrorKind::Timeout(timeout)));
+                    self.remove_slot(i, |slot| slot.stuck(ErrorKind::Timeout(timeout)));
                 }
                 _ if past_deadline => {
-                    self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
+                    self.remove_slot(i, |slot| slot.stuck(ErrorKind::Deadline));
                 }
                 _ => {}
             }
         }
         if past_deadline {
-            while let Some(batch) = self.queue.pop_front() {
-                for index in batch.first..batch.first + batch.count {
-                    let outcome = Outcome::failed(ErrorKind::Deadline);
-                    deliver(&mut self.jobs, batch.job, index, outcome);
-                }
-            }
+            self.jobs.fail_queued(|| ErrorKind::Deadline);
         }
     }
 
@@ -354,7 +342,7 @@ impl Core {
         for i in (0..self.slots.len()).rev() {
             if self.slots[i].idle() && self.slots[i].assigned >= limit {
                 // Idle: no task receives the error.
-                self.remove_slot(i, |slot| stuck(slot, ErrorKind::Deadline));
+                self.remove_slot(i, |slot| slot.stuck(ErrorKind::Deadline));
             }
         }
     }
@@ -368,28 +356,27 @@ impl Core {
             return;
         };
         let index = current.first + slot.done;
-        deliver(&mut self.jobs, current.job, index, Outcome::failed(kind));
+        self.jobs.deliver(current.job, index, Outcome::failed(kind));
         let rest = current.split_off(slot.done + 1);
         let unstarted: Vec<Batch> = rest
             .into_iter()
             .chain(slot.batches.drain(..))
-            .filter(|batch| self.jobs.contains_key(&batch.job))
+            .filter(|batch| self.jobs.contains(batch.job))
             .collect();
         for batch in unstarted.into_iter().rev() {
-            self.queue.push_front(batch);
+            self.jobs.requeue(batch);
         }
     }
 
     /// Kills every worker at once; queued and running tasks are dropped with their jobs.
     pub(crate) fn terminate(&mut self) {
-        self.queue.clear();
         self.jobs.clear();
         // All are told first, so that they end together rather than one after another.
         for slot in &self.slots {
-            let _ = slot.process.child.kill();
+            let _ = slot.child.kill();
         }
         for mut slot in self.slots.drain(..) {
-            let _ = slot.process.child.reap();
+            let _ = slot.child.reap();
         }
     }
 }

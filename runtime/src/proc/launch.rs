@@ -1,0 +1,109 @@
+//! Starting a worker process, the one way every worker starts: from the fork server when
+//! [`init`](crate::init) has run, else by forking the caller.
+
+use std::convert::Infallible;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+
+use super::child::Child;
+use crate::server;
+use crate::sys::{self, Fork, Pid};
+use crate::worker;
+
+/// A worker just started, and the caller's ends of its pipes. They block; each kind of caller
+/// makes non-blocking the ends it waits on.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub(crate) child: Child,
+    /// The write end of the request pipe.
+    pub(crate) requests: OwnedFd,
+    /// A read end of the request pipe that the caller keeps, so that the pipe always has a
+    /// reader: a write to the pipe of a worker that has died then neither fails with `EPIPE`
+    /// nor raises `SIGPIPE`, which would kill a program that has not ignored it. (The worker's
+    /// death is seen through its pidfd.)
+    pub(crate) request_guard: OwnedFd,
+    /// The read end of the result pipe.
+    pub(crate) results: OwnedFd,
+    /// Whether the fork server forked it: it then runs [`worker::serve`], and waits for a
+    /// request on its pipe, where a worker forked here runs what the caller gave [`launch`].
+    pub(crate) served: bool,
+}
+
+/// What a worker forked straight from the caller starts with, in the child.
+pub(crate) struct Direct {
+    /// The read end of the request pipe.
+    pub(crate) requests: OwnedFd,
+    /// The write end of the result pipe.
+    pub(crate) results: OwnedFd,
+    /// The outcome ring's memory, if the caller made one.
+    pub(crate) ring: Option<OwnedFd>,
+    /// The caller.
+    pub(crate) parent: Pid,
+    /// Whether the caller forked from its main thread, whose end is the process's end: only
+    /// then may the worker ask to die with the thread that forked it (`PR_SET_PDEATHSIG`).
+    pub(crate) main_thread: bool,
+}
+
+/// Starts a worker: asks the fork server for one, or, without a server, forks this process and
+/// runs `direct_body` in the child (it never returns: it ends the process, hence `Infallible`).
+/// `ring` is the outcome ring's memory for a pool worker. `siblings` are descriptors of other
+/// workers, which a worker forked here closes at once: it must hold no copy of another worker's
+/// pipes. (The server's workers hold none to begin with.)
+///
+/// # Safety
+///
+/// `direct_body` runs in the forked child and must meet [`sys::fork`]'s contract: touch nothing
+/// another thread of the caller may have been using, and end with `sys::exit_now`.
+#[allow(
+    unreachable_code,
+    reason = "rustc takes the call of `direct_body`, which returns `Infallible`, for the end"
+)]
+pub(crate) unsafe fn launch(
+    ring: Option<OwnedFd>,
+    siblings: &[RawFd],
+    direct_body: impl FnOnce(Direct) -> Infallible,
+) -> io::Result<Launched> {
+    worker::install_panic_hook();
+    if let Some(served) = server::request(ring.as_ref().map(AsFd::as_fd)) {
+        let served = served?;
+        return Ok(Launched {
+            child: Child::adopt_served(served.pid, served.pidfd, served.status),
+            requests: served.requests,
+            request_guard: served.request_guard,
+            results: served.results,
+            served: true,
+        });
+    }
+    server::warn_if_threaded();
+    let (request_read, request_write) = sys::pipe()?;
+    let (result_read, result_write) = sys::pipe()?;
+    sys::grow_pipe(result_write.as_fd());
+    sys::grow_pipe(request_write.as_fd());
+    let parent = sys::getpid();
+    let main_thread = sys::is_main_thread();
+    // SAFETY: the caller's contract covers `direct_body`; before it, the child only drops
+    // descriptors it owns.
+    match unsafe { sys::fork(siblings) }? {
+        Fork::Child => {
+            drop((request_write, result_read));
+            let direct = Direct {
+                requests: request_read,
+                results: result_write,
+                ring,
+                parent,
+                main_thread,
+            };
+            match direct_body(direct) {}
+        }
+        Fork::Parent(pid) => {
+            drop((result_write, ring));
+            Ok(Launched {
+                child: Child::adopt(pid)?,
+                requests: request_write,
+                request_guard: request_read,
+                results: result_read,
+                served: false,
+            })
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The caller's side of the fork server: the control socket, and asking for a worker.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use super::protocol;
+use crate::sys::{self, Pid};
+
+/// The caller's end of the control socket, once `init` has run.
+static SERVER: OnceLock<Mutex<OwnedFd>> = OnceLock::new();
+
+/// Keeps the control socket of the server `init` started. A single thread calls it, once.
+pub(super) fn connect(control: OwnedFd) {
+    let _ = SERVER.set(Mutex::new(control));
+}
+
+/// Whether workers are forked by the server.
+pub(crate) fn is_running() -> bool {
+    SERVER.get().is_some()
+}
+
+/// A worker the server forked: the process, its status socket, and our ends of its pipes.
+#[derive(Debug)]
+pub(crate) struct Served {
+    pub(crate) pid: Pid,
+    /// The server's own pidfd for the worker: it names that process even should it have died
+    /// and been reaped by now, which a pidfd opened here from the pid would not.
+    pub(crate) pidfd: OwnedFd,
+    /// Where the server reports the worker's end.
+    pub(crate) status: File,
+    /// The write end of the request pipe.
+    pub(crate) requests: OwnedFd,
+    /// A read end of the request pipe, which the caller keeps (see `proc::launch`).
+    pub(crate) request_guard: OwnedFd,
+    /// The read end of the result pipe.
+    pub(crate) results: OwnedFd,
+}
+
+/// Asks the server for a worker, which runs `worker::serve` on its pipes and, if given, the
+/// outcome ring in `ring`. `None` when there is no server (the caller forks directly).
+pub(crate) fn request(ring: Option<BorrowedFd<'_>>) -> Option<io::Result<Served>> {
+    let control = SERVER.get()?;
+    Some(ask(control, ring))
+}
+
+fn ask(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result<Served> {
+    let (request_guard, requests) = sys::pipe()?;
+    let (results, result_write) = sys::pipe()?;
+    // A socket rather than a pipe, so that the worker's pidfd can come with its pid.
+    let (status, worker_status) = sys::packet_pair()?;
+    sys::grow_pipe(requests.as_fd());
+    sys::grow_pipe(results.as_fd());
+    {
+        let control = control.lock().unwrap_or_else(PoisonError::into_inner);
+        protocol::send_request(
+            control.as_fd(),
+            request_guard.as_fd(),
+            result_write.as_fd(),
+            worker_status.as_fd(),
+            ring,
+        )?;
+    }
+    drop((result_write, worker_status));
+    let status = File::from(status);
+    let (pid, pidfd) = protocol::recv_spawned(&status)?;
+    Ok(Served {
+        pid,
+        pidfd,
+        status,
+        requests,
+        request_guard,
+        results,
+    })
+}

@@ -1,0 +1,290 @@
+//! A pool worker's outcome channel, both its ends: the worker's [`Sender`] and the pool's
+//! [`Receiver`]. Outcomes go through the shared-memory ring (`ring.rs`) where they can, and
+//! through the result pipe otherwise; the pipe also carries the signals that keep the two ends
+//! in step. Every tag the channel carries is an [`Up`].
+//!
+//! The pipe carries three things besides outcomes that take it:
+//! - a *bell*: before the pool sleeps in `poll`, it raises the ring's `sleeping` flag; a worker
+//!   that publishes a frame and finds the flag raised lowers it and writes [`Up::Bell`] on the
+//!   pipe, so there is at most one bell per sleep, and none while the pool is busy reading;
+//! - frames larger than the ring: the worker publishes [`Up::ToPipe`] in the ring and sends what
+//!   follows on the pipe, until a frame fits again, when it sends [`Up::ToRing`] on the pipe;
+//! - everything from a worker whose ring could not be mapped: every worker starts on the pipe,
+//!   and one without a ring stays there, telling nobody.
+//!
+//! The pool reads the ring up to what it held after each read of the pipe, and a worker
+//! publishes its switch to the pipe before it writes there, so the order of outcomes is kept
+//! across switches.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use super::ring::{RingReader, RingWriter};
+use crate::sys;
+use crate::wire::frame::{self, Fill, FrameReader, Payload, Tag};
+use crate::wire::outcome::Status;
+
+/// The tag of a frame on a pool worker's channel: an outcome, or a signal of the protocol above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Up {
+    /// A task's outcome.
+    Outcome(Status),
+    /// On the pipe: the worker published an outcome in its ring while the pool slept. Carries
+    /// nothing.
+    Bell,
+    /// In the ring: the outcomes that follow come on the pipe.
+    ToPipe,
+    /// On the pipe: the outcomes that follow come in the ring.
+    ToRing,
+}
+
+impl Tag for Up {
+    fn from_byte(byte: u8) -> Option<Up> {
+        match byte {
+            32 => Some(Up::Bell),
+            33 => Some(Up::ToPipe),
+            34 => Some(Up::ToRing),
+            _ => Status::from_byte(byte).map(Up::Outcome),
+        }
+    }
+
+    fn to_byte(self) -> u8 {
+        match self {
+            Up::Outcome(status) => status.to_byte(),
+            Up::Bell => 32,
+            Up::ToPipe => 33,
+            Up::ToRing => 34,
+        }
+    }
+}
+
+/// Where a batch's outcome frames go, one at a time.
+pub(crate) trait Sink {
+    /// Hands over one whole outcome frame. When this returns, the frame is the parent's even if
+    /// the worker dies at once.
+    fn outcome(&mut self, frame: &[u8]) -> io::Result<()>;
+
+    /// A buffer to encode a batch's outcome frames into, handed back with
+    /// [`keep`](Sink::keep) after the batch. A worker keeps one from batch to batch: a large
+    /// outcome then lands in pages already mapped, rather than in fresh ones that fault one by
+    /// one (and go back to the system when freed, to fault again for the next).
+    fn buffer(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Takes back the buffer that [`buffer`](Sink::buffer) lent.
+    fn keep(&mut self, buffer: Vec<u8>) {
+        drop(buffer);
+    }
+}
+
+/// Collects the frames, for a pool that runs tasks in the caller's thread.
+impl Sink for Vec<u8> {
+    fn outcome(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(frame);
+        Ok(())
+    }
+}
+
+/// The largest outcome buffer a worker keeps for its next batch: enough for large values, and
+/// little to hold on to.
+const KEPT_BUFFER: usize = 8 << 20;
+
+/// How long a worker waits for room in its ring before it checks that its pool still exists.
+const PATIENCE: Duration = Duration::from_millis(100);
+
+/// The worker's end: its ring while outcomes fit, else its pipe.
+pub(crate) struct Sender<'a> {
+    pipe: File,
+    ring: Option<RingWriter>,
+    /// Whether outcomes go to the pipe now. Every worker starts there, so that one whose ring
+    /// could not be mapped needs to tell nobody.
+    piped: bool,
+    /// The request pipe, whose hang-up says that the pool is gone.
+    requests: BorrowedFd<'a>,
+    /// The buffer that outcomes are encoded into, kept from batch to batch.
+    buffer: Vec<u8>,
+}
+
+impl<'a> Sender<'a> {
+    /// The sending end over the result pipe `pipe` and, if it can be mapped, the ring in `ring`.
+    pub(crate) fn new(pipe: OwnedFd, ring: Option<OwnedFd>, requests: BorrowedFd<'a>) -> Self {
+        Sender {
+            pipe: File::from(pipe),
+            // Unmapped, the pool still reads the pipe, where every worker starts.
+            ring: ring.and_then(|fd| RingWriter::map(&fd).ok()),
+            piped: true,
+            requests,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The ring, if the worker has one: for watching the pool's `posted` count.
+    pub(crate) fn ring(&self) -> Option<&RingWriter> {
+        self.ring.as_ref()
+    }
+}
+
+impl Sink for Sender<'_> {
+    fn buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buffer)
+    }
+
+    fn keep(&mut self, buffer: Vec<u8>) {
+        if buffer.capacity() <= KEPT_BUFFER {
+            self.buffer = buffer;
+        }
+    }
+
+    fn outcome(&mut self, frame: &[u8]) -> io::Result<()> {
+        let Some(ring) = &mut self.ring else {
+            return self.pipe.write_all(frame);
+        };
+        if !RingWriter::could_fit(frame.len()) {
+            if !self.piped {
+                // `fits` left room for this header after the last frame.
+                ring.push(&frame::empty(Up::ToPipe));
+                self.piped = true;
+            }
+            return self.pipe.write_all(frame);
+        }
+        while !ring.fits(frame.len()) {
+            // The pool has fallen behind: wait for it, as a full pipe would make us.
+            if !ring.wait_for_room(frame.len(), PATIENCE) && sys::hung_up(self.requests) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+        }
+        if self.piped {
+            self.pipe.write_all(&frame::empty(Up::ToRing))?;
+            self.piped = false;
+        }
+        ring.push(frame);
+        if ring.take_sleeping() {
+            self.pipe.write_all(&frame::empty(Up::Bell))?;
+        }
+        Ok(())
+    }
+}
+
+/// The pool's end: reads outcomes, in order, from wherever the worker sends them.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    /// Our end of the result pipe (non-blocking).
+    pipe: OwnedFd,
+    reader: FrameReader<Up>,
+    /// The ring; `None` where shared memory could not be had, and every outcome comes on the
+    /// pipe.
+    ring: Option<RingReader>,
+    /// Whether the worker's outcomes come on its pipe now, rather than in its ring.
+    piped: bool,
+}
+
+impl Receiver {
+    pub(crate) fn new(pipe: OwnedFd, ring: Option<RingReader>) -> Receiver {
+        Receiver {
+            pipe,
+            reader: FrameReader::default(),
+            ring,
+            piped: true,
+        }
+    }
+
+    /// The result pipe, to `poll`.
+    pub(crate) fn pipe(&self) -> BorrowedFd<'_> {
+        self.pipe.as_fd()
+    }
+
+    /// Looks for outcomes the worker published in its ring since the last look;
+    /// [`next`](Receiver::next) reads no further.
+    pub(crate) fn refresh(&mut self) {
+        if let Some(ring) = &mut self.ring {
+            ring.refresh();
+        }
+    }
+
+    /// Reads what the pipe holds, then looks at the ring again: what the worker published
+    /// before it wrote what was just read (see the module documentation).
+    pub(crate) fn fill(&mut self) -> io::Result<Fill> {
+        let filled = self.reader.fill(self.pipe.as_fd());
+        self.refresh();
+        filled
+    }
+
+    /// The next outcome from wherever the worker sends it now, without reading the pipe. Bells
+    /// are passed over. Fails when the bytes are not frames, or a frame comes where the
+    /// protocol has no place for it.
+    pub(crate) fn next(&mut self) -> Result<Option<(Status, Payload)>, String> {
+        loop {
+            if !self.piped {
+                if let Some(ring) = &mut self.ring {
+                    match ring.next::<Up>().map_err(|err| err.to_string())? {
+                        Some((Up::ToPipe, _)) => self.piped = true,
+                        Some((Up::Outcome(status), payload)) => return Ok(Some((status, payload))),
+                        Some((tag, _)) => return Err(format!("a {tag:?} frame in the ring")),
+                        None => {}
+                    }
+                }
+            }
+            let (tag, payload) = match self.reader.frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(None),
+                Err(err) => return Err(err.to_string()),
+            };
+            let outcome = match tag {
+                Up::Bell => None,
+                Up::ToRing if self.piped && self.ring.is_some() => {
+                    self.piped = false;
+                    None
+                }
+                Up::Outcome(status) if self.piped => Some((status, Payload::copy_of(payload))),
+                // In ring mode, the ring was read up to what it held after these bytes came
+                // (`fill` refreshes it); a worker publishes its switch to the pipe before it
+                // writes there, so the switch would have shown.
+                tag => return Err(format!("an unexpected {tag:?} frame on the pipe")),
+            };
+            self.reader.consume();
+            if outcome.is_some() {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// Tells the worker how far its ring has been read, freeing the space.
+    pub(crate) fn release(&mut self) {
+        if let Some(ring) = &mut self.ring {
+            ring.release();
+        }
+    }
+
+    /// What was wrong with the bytes that arrived, if a frame was left unfinished.
+    pub(crate) fn partial(&self) -> Option<String> {
+        (!self.reader.is_empty()).then(|| self.reader.incomplete().to_string())
+    }
+
+    /// Whether the ring holds outcomes not yet read (never true without a ring).
+    pub(crate) fn pending(&mut self) -> bool {
+        self.ring.as_mut().is_some_and(RingReader::pending)
+    }
+
+    /// Asks for a bell with the next outcome, before the pool sleeps; whether outcomes are
+    /// already waiting, in which case the pool should not sleep.
+    pub(crate) fn sleep(&mut self) -> bool {
+        self.ring.as_mut().is_some_and(RingReader::sleep)
+    }
+
+    /// Stops asking for bells: the pool is awake and reads anyway.
+    pub(crate) fn wake(&self) {
+        if let Some(ring) = &self.ring {
+            ring.wake();
+        }
+    }
+
+    /// Tells the worker that requests are on its pipe.
+    pub(crate) fn post(&self) {
+        if let Some(ring) = &self.ring {
+            ring.post();
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The request format: a batch of tasks for a worker, as the caller writes it and the worker
+//! reads it.
+//!
+//! A request frame's payload is the address of the batch's entry point (a little-endian `u64`:
+//! the worker runs the function at that address in its copy of the program, see
+//! `worker::task::Entry`) followed by each task's arguments, as a `u32` length and the encoded
+//! bytes, so that a worker that cannot decode one task's arguments can still skip to the next.
+
+use super::frame::{self, Tag, HEADER_LEN};
+use crate::codec::{self, CodecError};
+use crate::func::Wire;
+
+/// The tag of a frame to a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A batch of tasks, after which the worker waits for the next (a pool worker).
+    Batch = 16,
+    /// A batch, after which the worker exits (a one-off worker forked by the fork server).
+    Once = 17,
+}
+
+impl Tag for Request {
+    fn from_byte(byte: u8) -> Option<Request> {
+        [Request::Batch, Request::Once]
+            .into_iter()
+            .find(|tag| *tag as u8 == byte)
+    }
+
+    fn to_byte(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The length of a request frame's header and the entry address that starts its payload.
+pub(crate) const HEADER_AND_ENTRY_LEN: usize = HEADER_LEN + 8;
+
+/// What precedes a batch's arguments on the wire: the same bytes as [`frame::begin`], the
+/// entry's address and [`frame::finish`] would write, so that the arguments can be sent from
+/// where they are.
+pub(crate) fn header(tag: Request, entry: u64, args_len: usize) -> [u8; HEADER_AND_ENTRY_LEN] {
+    let mut header = [0; HEADER_AND_ENTRY_LEN];
+    header[0] = tag.to_byte();
+    header[1..HEADER_LEN].copy_from_slice(&(8 + args_len as u64).to_le_bytes());
+    header[HEADER_LEN..].copy_from_slice(&entry.to_le_bytes());
+    header
+}
+
+/// A whole request frame of one task, for a one-off worker of the fork server.
+///
+/// # Errors
+///
+/// When the arguments cannot be encoded.
+pub(crate) fn once<Args: Wire>(entry: u64, args: &Args) -> Result<Vec<u8>, CodecError> {
+    let mut frame = header(Request::Once, entry, 0).to_vec();
+    append_args(args, &mut frame)?;
+    frame::finish(&mut frame, 0);
+    Ok(frame)
+}
+
+/// Splits a request's payload into the entry address and the tasks' arguments.
+pub(crate) fn parse(payload: &[u8]) -> Option<(u64, &[u8])> {
+    let (entry, tasks) = payload.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*entry), tasks))
+}
+
+/// Appends one task's encoded arguments to a batch.
+pub(crate) fn append_args<Args: Wire>(args: &Args, batch: &mut Vec<u8>) -> Result<(), CodecError> {
+    let start = batch.len();
+    batch.extend_from_slice(&[0; 4]);
+    if let Err(err) = codec::encode_into(args, batch) {
+        batch.truncate(start);
+        return Err(err);
+    }
+    let Ok(len) = u32::try_from(batch.len() - start - 4) else {
+        batch.truncate(start);
+        return Err(CodecError::new("arguments larger than 4 GiB".into()));
+    };
+    batch[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Splits the next task's arguments off a batch.
+pub(crate) fn split_args(batch: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = batch.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_what_begin_and_finish_write() {
+        let mut buf = Vec::new();
+        let start = frame::begin(&mut buf, Request::Batch);
+        buf.extend_from_slice(&0x0123_4567_89ab_cdef_u64.to_le_bytes());
+        buf.extend_from_slice(b"args");
+        frame::finish(&mut buf, start);
+        let header = header(Request::Batch, 0x0123_4567_89ab_cdef, 4);
+        assert_eq!(buf[..HEADER_AND_ENTRY_LEN], header);
+    }
+
+    #[test]
+    fn a_once_frame_holds_its_one_task() {
+        let frame = once(42, &(7_u32, String::from("x"))).unwrap();
+        let reader = frame::FrameReader::<Request>::from_bytes(frame);
+        let (tag, payload) = reader.frame().unwrap().unwrap();
+        assert_eq!(tag, Request::Once);
+        let (entry, tasks) = parse(payload).unwrap();
+        assert_eq!(entry, 42);
+        let (args, rest) = split_args(tasks).unwrap();
+        assert!(rest.is_empty());
+        let decoded: (u32, String) = codec::decode(args).unwrap();
+        assert_eq!(decoded, (7, "x".into()));
+    }
+}

@@ -1,0 +1,146 @@
+//! Everything that runs after the fork, in the worker: the loop of a worker that serves
+//! requests ([`serve`]), the life of a one-off worker forked straight from the caller
+//! ([`run_once`]), the batch runner (`task.rs`) and the panic hook (`panic.rs`).
+//!
+//! Nothing here may unwind into the code that called `fork`, which belongs to the parent: each
+//! life ends in `sys::exit_now`, and a panic in our own code becomes an exit code that the
+//! parent reports.
+
+mod panic;
+mod task;
+
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+pub(crate) use self::panic::install_panic_hook;
+pub(crate) use self::task::{address, entry, run_one, Entry};
+use crate::func::TaskFn;
+use crate::func::Wire;
+use crate::sys::{self, Pid};
+use crate::transport::channel::Sender;
+use crate::transport::ring::{self, LINGER};
+use crate::wire::batch::{self, Request};
+use crate::wire::frame::{Fill, FrameReader};
+
+/// The exit code of a worker that could not deliver its outcome (the pipe broke, or our own
+/// code panicked): the parent then reports the missing or partial frame.
+const EXIT_UNDELIVERED: i32 = 70;
+
+/// The exit code of a worker that received something other than a request.
+const EXIT_PROTOCOL: i32 = 71;
+
+/// The life of a one-off worker forked straight from the caller: runs `f` on `args`, which it
+/// has by `fork`, and writes its outcome to `results`. Never returns.
+///
+/// `parent` is the caller, whose death (rather: the death of the thread that forked, see the
+/// crate docs) kills the worker.
+pub(crate) fn run_once<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
+    f: F,
+    args: Args,
+    results: OwnedFd,
+    parent: Pid,
+) -> ! {
+    let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if !sys::die_with_parent(parent) {
+            return false;
+        }
+        let mut frame = Vec::new();
+        run_one(|| f.call(args), &mut frame);
+        std::fs::File::from(results).write_all(&frame).is_ok()
+    }));
+    sys::exit_now(match delivered {
+        Ok(true) => 0,
+        _ => EXIT_UNDELIVERED,
+    })
+}
+
+/// The loop of a worker that serves requests: run each batch as it arrives, until the caller
+/// goes away. After a [`Request::Once`] batch, the worker exits. Never returns.
+///
+/// `ring` is the shared memory for outcomes (`transport/ring.rs`), if the pool has one.
+///
+/// `parent` is the process to die with, through the kernel's parent-death signal. That signal
+/// comes when the *thread* that forked the worker ends, so it is asked for only where that thread
+/// lives as long as its process: the fork server's, or the main thread of a program. Otherwise
+/// (`None`) the worker ends when its request pipe reaches end-of-file, which happens when the
+/// pool drops it or its process dies.
+pub(crate) fn serve(
+    requests: &OwnedFd,
+    results: OwnedFd,
+    ring: Option<OwnedFd>,
+    parent: Option<Pid>,
+) -> ! {
+    let code = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if parent.is_some_and(|parent| !sys::die_with_parent(parent)) {
+            return 0;
+        }
+        let mut out = Sender::new(results, ring, requests.as_fd());
+        let mut reader = FrameReader::<Request>::default();
+        let mut idle = Idle::default();
+        loop {
+            match reader.frame() {
+                Ok(Some((tag, payload))) => {
+                    let Some((entry, tasks)) = batch::parse(payload) else {
+                        return EXIT_PROTOCOL;
+                    };
+                    let Ok(entry) = usize::try_from(entry) else {
+                        return EXIT_PROTOCOL;
+                    };
+                    // SAFETY: the caller sends only addresses that `task::entry` returned, in
+                    // the process image that this one is a fork of, over a pipe only the two of
+                    // them hold; so this is the address of an `Entry` function, here as there.
+                    let entry = unsafe { std::mem::transmute::<usize, Entry>(entry) };
+                    if entry(tasks, &mut out).is_err() || tag == Request::Once {
+                        // Done, or the caller closed its end: the pool is gone.
+                        return 0;
+                    }
+                    reader.consume();
+                }
+                Err(_) => return EXIT_PROTOCOL,
+                Ok(None) => match fill(&mut reader, requests.as_fd(), &out, &mut idle) {
+                    Ok(Fill::Data | Fill::Drained | Fill::WouldBlock) => {}
+                    Ok(Fill::Eof) | Err(_) => return 0,
+                },
+            }
+        }
+    }));
+    sys::exit_now(code.unwrap_or(EXIT_PROTOCOL))
+}
+
+/// How a worker waited for its last requests, to choose how to wait for the next.
+#[derive(Default)]
+struct Idle {
+    /// Whether requests have lately come within [`LINGER`] of the worker's asking: then it
+    /// watches for the next in shared memory for that long before it sleeps in `read`.
+    lingering: bool,
+    /// The ring's `posted` count just after the worker last read its pipe.
+    seen: u32,
+}
+
+/// Reads more requests into `reader`, watching the ring for them first while they come quickly
+/// (see `transport/ring.rs`).
+fn fill(
+    reader: &mut FrameReader<Request>,
+    requests: BorrowedFd<'_>,
+    out: &Sender<'_>,
+    idle: &mut Idle,
+) -> std::io::Result<Fill> {
+    let Some(ring) = out.ring() else {
+        return reader.fill(requests);
+    };
+    if idle.lingering {
+        idle.lingering = ring.posted_since(idle.seen, LINGER);
+    }
+    let asked = Instant::now();
+    let filled = reader.fill(requests);
+    if !idle.lingering {
+        idle.lingering = asked.elapsed() < LINGER && ring::may_spin();
+    }
+    // What was posted so far has been read, or is about to be: wait for what comes next. (A
+    // post that lands just after this read counts as new: one spin then ends early, and the
+    // worker sleeps in `read` as it would have anyway.)
+    idle.seen = ring.posted();
+    filled
+}
