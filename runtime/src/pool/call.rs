@@ -4,31 +4,13 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use super::engine::{Settings, Shared};
+use super::engine::Shared;
 use super::feed::{decode, Feed};
 use super::handles::MapResult;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::func::Wire;
 use crate::func::{self, TaskFn};
-use crate::worker;
-
-/// The largest automatic batch, in tasks.
-const MAX_AUTO_CHUNK: usize = 1 << 14;
-
-/// The tasks per batch of a call whose input's length hint is `hint`.
-fn chunk_for(settings: &Settings, hint: (usize, Option<usize>)) -> usize {
-    if let Some(chunk) = settings.chunk_size {
-        return chunk;
-    }
-    let known = hint.1.unwrap_or(hint.0);
-    if known == 0 {
-        return 1;
-    }
-    known
-        .div_ceil(4 * settings.workers.max(1))
-        .clamp(1, MAX_AUTO_CHUNK)
-}
 
 /// Runs every input to an outcome, stopping early (after the running tasks) on the first
 /// failure if `fail_fast`: then the result holds only that failure.
@@ -48,10 +30,9 @@ where
         drop(core);
         return closed_outcomes(name, inputs, fail_fast);
     }
-    let job = core.jobs.new_job(false);
     let hint = inputs.size_hint();
-    let chunk = chunk_for(core.settings(), hint);
-    let mut feed = Feed::new(job, worker::entry::<F, Args, R>(), chunk, inputs);
+    let mut feed = Feed::start::<F, R>(&mut core, inputs);
+    let job = feed.job();
     // Room for every result at once (growing by doubling would copy them, and fault in
     // fresh pages, several times over); a hint beyond reason is not taken at its word.
     let mut results: Vec<Option<Result<R, Error>>> = Vec::with_capacity(hint.0.min(1 << 20));
@@ -108,9 +89,8 @@ where
     if core.is_closed() {
         return Err(Error::new(name, ErrorKind::Closed));
     }
-    let job = core.jobs.new_job(false);
-    let chunk = chunk_for(core.settings(), inputs.size_hint());
-    let mut feed = Feed::new(job, worker::entry::<F, Args, R>(), chunk, inputs);
+    let mut feed = Feed::start::<F, R>(&mut core, inputs);
+    let job = feed.job();
     while feed.feed(&mut core) {}
     if let Some(index) = feed.encode_failure {
         core.cancel(job, false);

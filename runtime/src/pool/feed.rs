@@ -1,17 +1,35 @@
 //! The typed edge of the engine: a call's inputs encoded into batches ([`Feed`]), and its
 //! outcomes decoded ([`decode`]).
 
-use super::engine::Core;
+use super::engine::{Core, Settings};
 use super::jobs::{Batch, JobId, Outcome};
 use crate::error::Error;
 use crate::error::ErrorKind;
+use crate::func::TaskFn;
 use crate::func::Wire;
 use crate::wire::{batch, outcome};
-use crate::worker::Entry;
+use crate::worker::{self, Entry};
 
 /// The most argument bytes one batch carries: larger tasks go one to a batch, and the memory a
 /// pool holds for queued work stays in proportion to its workers rather than to its input.
 const BATCH_BYTES: usize = 1 << 20;
+
+/// The largest automatic batch, in tasks.
+const MAX_AUTO_CHUNK: usize = 1 << 14;
+
+/// The tasks per batch of a call whose input's length hint is `hint`.
+fn chunk_for(settings: &Settings, hint: (usize, Option<usize>)) -> usize {
+    if let Some(chunk) = settings.chunk_size {
+        return chunk;
+    }
+    let known = hint.1.unwrap_or(hint.0);
+    if known == 0 {
+        return 1;
+    }
+    known
+        .div_ceil(4 * settings.workers.max(1))
+        .clamp(1, MAX_AUTO_CHUNK)
+}
 
 /// A task's result, or why there is none.
 pub(super) fn decode<R: Wire>(
@@ -40,6 +58,14 @@ pub(super) struct Feed<I> {
 }
 
 impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
+    /// A new unordered job of `F` on `core`, fed from `inputs` in batches sized from their
+    /// length hint.
+    pub(super) fn start<F: TaskFn<Args, R>, R: Wire>(core: &mut Core, inputs: I) -> Self {
+        let job = core.jobs.new_job(false);
+        let chunk = chunk_for(core.settings(), inputs.size_hint());
+        Feed::new(job, worker::entry::<F, Args, R>(), chunk, inputs)
+    }
+
     pub(super) fn new(job: JobId, entry: Entry, chunk: usize, inputs: I) -> Self {
         Feed {
             job,
@@ -50,6 +76,10 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
             encode_failure: None,
             encode_message: None,
         }
+    }
+
+    pub(super) fn job(&self) -> JobId {
+        self.job
     }
 
     pub(super) fn is_done(&self) -> bool {
