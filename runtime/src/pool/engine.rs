@@ -248,6 +248,11 @@ impl Core {
 
     /// Writes requests, waits for the workers, then reads what they sent and buries the dead.
     fn wait(&mut self, until: Option<Instant>) {
+        if self.slots.is_empty() {
+            // No worker to wait for: none could be started (the fork server is gone, say), and
+            // `replenish` has failed the queued tasks. A `poll` of nothing would sleep for ever.
+            return;
+        }
         for slot in &mut self.slots {
             slot.write();
         }

@@ -61,7 +61,9 @@ impl Record {
     }
 }
 
-fn server_gone() -> io::Error {
+/// The error of every request once the server has died (the OOM killer, a stray `kill -9`):
+/// the program then has no server, and it cannot fork a new one safely (it has threads by now).
+pub(crate) fn server_gone() -> io::Error {
     io::Error::other("the fork server is gone")
 }
 
@@ -115,7 +117,11 @@ pub(crate) fn send_request(
         .chain(ring)
         .map(|fd| fd.as_raw_fd())
         .collect();
-    sys::send_with_fds(control, &[0], &fds)
+    sys::send_with_fds(control, &[0], &fds).map_err(|err| match err.kind() {
+        // The server's end of the control socket is closed: it has died.
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => server_gone(),
+        _ => err,
+    })
 }
 
 /// What the server read from its control socket.

@@ -1,0 +1,81 @@
+//! When the fork server dies (the OOM killer, a stray `kill -9`), every call on a pool built
+//! before fails at once with an error that says so; none waits on the dead server.
+//!
+//! `init` must run before any thread exists, so this test binary has its own `main`.
+
+use std::time::Duration;
+
+use lambda_parallel::{lambda_parallel, Pool};
+use lambda_parallel_tests::checks::{expect, run, watchdog, Check};
+
+#[lambda_parallel]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// The fork server's pid: the parent of the pool's workers.
+fn server_of(pool: &Pool) -> u32 {
+    let worker = pool.pids()[0];
+    let stat = std::fs::read_to_string(format!("/proc/{worker}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn kill_server(pool: &Pool) {
+    let server = server_of(pool);
+    assert_ne!(server, std::process::id(), "workers come from the server");
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &server.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Its end is certain once /proc no longer lists it as running (a zombie has state Z).
+    while std::fs::read_to_string(format!("/proc/{server}/stat"))
+        .is_ok_and(|stat| !stat.contains(") Z "))
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn says_server_gone(err: &lambda_parallel::Error) -> Result<(), String> {
+    let text = err.to_string();
+    expect(text.contains("fork server is gone"), text)
+}
+
+fn map_after_server_death() -> Result<(), String> {
+    let pool = Pool::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    kill_server(&pool);
+    let Err(err) = pool.map(square, 0..10) else {
+        return Err("map succeeded without a server".into());
+    };
+    says_server_gone(&err)?;
+    // And again: the pool stays usable, in that every call fails at once.
+    let outcomes = pool.map_each(square, 0..10);
+    expect(outcomes.len() == 10, format!("{} outcomes", outcomes.len()))?;
+    for outcome in outcomes {
+        says_server_gone(&outcome.err().ok_or("an outcome without a server")?)?;
+    }
+    let first = pool
+        .imap(square, 0..3)
+        .next()
+        .ok_or("imap yielded nothing")?;
+    says_server_gone(&first.err().ok_or("imap succeeded without a server")?)?;
+    let Err(err) = square::spawn(3) else {
+        return Err("spawn succeeded without a server".into());
+    };
+    says_server_gone(&err)
+}
+
+fn main() {
+    lambda_parallel::init().expect("init runs first thing in main");
+    watchdog("server_death", Duration::from_secs(60));
+    let checks: [Check; 1] = [(
+        "map after the server died fails at once",
+        map_after_server_death,
+    )];
+    run("server_death", &checks);
+}
