@@ -5,6 +5,7 @@
 //! cargo bench --bench pool                  # everything, about a minute on 2 cores
 //! cargo bench --bench pool -- --quick       # fewer repetitions: a smoke run (CI)
 //! cargo bench --bench pool -- W2 W5b       # only the workloads named
+//! cargo bench --bench pool -- --no-peers   # without the Python peers
 //! # The same, unchanged, inside the Lambda-shaped sandbox (no /dev/shm, 1024 descriptors). The
 //! # sandbox hides the host's /tmp: with a target directory there, add `--ro "$CARGO_TARGET_DIR"`.
 //! CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="../shared/tools/lambda-sandbox --" \
@@ -32,6 +33,15 @@
 //! | W5b | W5 while the parent has 1 GiB of touched heap, ms | `raw fork` from that parent |
 //! | W6 | USS (private memory) of each idle worker of a fresh 2-worker pool, MiB; the parent's peak RSS during W2, MiB | a raw forked child's USS; the 64 MiB of task data in flight |
 //!
+//! Peers, after our workloads, when `python3` is present: `benches/peers/peers.py` runs W1–W4
+//! on Python's `multiprocessing.Pool` and on `lambda_multiprocessing.Pool` 1.1 (in a virtual
+//! environment made under `target/peers-venv` on first use, `pip install
+//! lambda-multiprocessing==1.1`), and each of their figures gets a row against ours. Their W1
+//! and W1b are smaller for `lambda_multiprocessing` (about 200 µs a task), amortised alike; the
+//! row says how many. A peer that cannot run (`multiprocessing` without `/dev/shm`, in the
+//! Lambda sandbox) has `fails: why` in place of its figure; without `python3`, or without the
+//! virtual environment (offline), a note under the table says what was left out.
+//!
 //! W6's parent peak is `VmHWM`, reset just before W2's call with `/proc/self/clear_refs`, so
 //! it is the peak of that call alone (with its 64 MiB of inputs); where the reset is refused,
 //! it runs once, and the row says that it is the peak of the whole process so far.
@@ -48,6 +58,7 @@ use std::error::Error;
 use std::hint::black_box;
 use std::time::Instant;
 
+use crate::support::peers::Peers;
 use crate::support::report::{self, Row};
 use crate::workloads::{cpu, large, processes, tiny};
 
@@ -62,6 +73,8 @@ struct Config {
     /// Whether workers fork from the fork server ([`lambda_parallel::init`]), as the crate
     /// documentation asks a Lambda function to do, or straight from this process.
     fork_server: bool,
+    /// Whether the Python peers run too.
+    peers: bool,
     filters: Vec<String>,
 }
 
@@ -70,12 +83,14 @@ impl Config {
         let mut bench = false;
         let mut quick = std::env::var_os("BENCH_QUICK").is_some_and(|value| value != "0");
         let mut fork_server = true;
+        let mut peers = true;
         let mut filters = Vec::new();
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--bench" => bench = true,
                 "--quick" => quick = true,
                 "--no-init" => fork_server = false,
+                "--no-peers" => peers = false,
                 flag if flag.starts_with('-') => {}
                 filter => filters.push(filter.to_ascii_lowercase()),
             }
@@ -83,6 +98,7 @@ impl Config {
         Config {
             quick: quick || !bench,
             fork_server,
+            peers,
             filters,
         }
     }
@@ -156,10 +172,17 @@ fn main() -> Result<()> {
             give_back_freed_memory();
         }
     }
-    // Table order: by id (W1, W1b, W2, …); a workload's rows keep their order.
+    // The peers last, in processes of their own, so that they slow none of ours.
+    let peers = Peers::run(&config);
+    let peer_rows = peers.rows(&rows);
+    rows.extend(peer_rows);
+    // Table order: by id (W1, W1b, W2, …); a workload's rows keep their order, ours first.
     rows.sort_by_key(|row| row.id);
     println!();
     report::print_table(&rows);
+    for note in peers.notes() {
+        println!("{note}");
+    }
     println!(
         "\n{} mode, workers forked {}, {} CPUs{}, {:.0} s. ours/base: our median over the \
          baseline's.",

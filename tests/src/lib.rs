@@ -185,7 +185,12 @@ pub enum Untagged {
 /// `lambda_parallel::init` before any thread exists: their checks, run in order and reported
 /// as the test harness would.
 pub mod checks {
+    use std::fs::{self, File};
+    use std::io::{self, Write};
+    use std::os::fd::AsFd;
     use std::time::Duration;
+
+    use crate::TempDir;
 
     /// A named check: `Err` says why it failed.
     pub type Check = (&'static str, fn() -> Result<(), String>);
@@ -209,31 +214,98 @@ pub mod checks {
         });
     }
 
-    /// Prints each outcome as `test NAME ... ok` or `... FAILED: why`, then
+    /// Prints each outcome to stdout as `test NAME ... ok` or `... FAILED: why`, then
     /// `BINARY: N passed, N failed`, and exits, non-zero if any failed.
     pub fn report(
         binary: &str,
         outcomes: impl IntoIterator<Item = (&'static str, Result<(), String>)>,
     ) -> ! {
+        report_to(&mut io::stdout(), binary, outcomes)
+    }
+
+    /// [`report`], to `out`: for a binary whose stdout is a [`CapturedStdout`], its
+    /// [`terminal`](CapturedStdout::terminal).
+    pub fn report_to(
+        out: &mut impl Write,
+        binary: &str,
+        outcomes: impl IntoIterator<Item = (&'static str, Result<(), String>)>,
+    ) -> ! {
         let (mut passed, mut failed) = (0, 0);
+        // A line that cannot be written has nowhere else to go; the exit status still says.
         for (name, outcome) in outcomes {
             match outcome {
                 Ok(()) => {
                     passed += 1;
-                    println!("test {name} ... ok");
+                    let _ = writeln!(out, "test {name} ... ok");
                 }
                 Err(why) => {
                     failed += 1;
-                    println!("test {name} ... FAILED: {why}");
+                    let _ = writeln!(out, "test {name} ... FAILED: {why}");
                 }
             }
         }
-        println!("{binary}: {passed} passed, {failed} failed");
+        let _ = writeln!(out, "{binary}: {passed} passed, {failed} failed");
+        let _ = out.flush();
         std::process::exit(i32::from(failed > 0));
     }
 
     /// Runs `checks` in order and [`report`]s them.
     pub fn run(binary: &str, checks: &[Check]) -> ! {
         report(binary, checks.iter().map(|(name, check)| (*name, check())));
+    }
+
+    /// This process's stdout (descriptor 1) redirected into a temporary file, so that what the
+    /// binary's workers print can be counted instead of scrolling past the test run.
+    ///
+    /// A worker writes to descriptor 1 itself, which no test harness captures. Started before
+    /// `lambda_parallel::init`, the capture holds for the fork server and every worker it forks,
+    /// which inherit the descriptor there.
+    #[derive(Debug)]
+    pub struct CapturedStdout {
+        dir: TempDir,
+        terminal: File,
+    }
+
+    impl CapturedStdout {
+        /// Redirects stdout into a fresh file.
+        ///
+        /// # Panics
+        ///
+        /// Panics if the file cannot be created or stdout cannot be duplicated or redirected.
+        #[must_use]
+        pub fn start() -> CapturedStdout {
+            let dir = TempDir::new("stdout");
+            let file = File::create(dir.path().join("stdout")).expect("the capture file opens");
+            let stdout = io::stdout();
+            let terminal = stdout
+                .as_fd()
+                .try_clone_to_owned()
+                .expect("stdout can be duplicated");
+            stdout.lock().flush().expect("stdout can be flushed");
+            nix::unistd::dup2_stdout(&file).expect("stdout can be redirected");
+            CapturedStdout {
+                dir,
+                terminal: File::from(terminal),
+            }
+        }
+
+        /// The stdout that the process started with: for the lines meant for whoever runs it.
+        #[must_use]
+        pub fn terminal(&self) -> &File {
+            &self.terminal
+        }
+
+        /// Puts this process's stdout back, and returns everything written to the capture so
+        /// far, by this process and by its workers.
+        ///
+        /// # Panics
+        ///
+        /// Panics if stdout cannot be flushed or restored, or the capture cannot be read.
+        #[must_use]
+        pub fn finish(self) -> String {
+            io::stdout().lock().flush().expect("stdout can be flushed");
+            nix::unistd::dup2_stdout(&self.terminal).expect("stdout can be restored");
+            fs::read_to_string(self.dir.path().join("stdout")).expect("the capture is readable")
+        }
     }
 }

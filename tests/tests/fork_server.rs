@@ -3,6 +3,9 @@
 //!
 //! `init` must run before any thread exists, so this test binary has its own `main` (no test
 //! harness). It prints `fork_server: N passed, N failed` and exits non-zero on a failure.
+//!
+//! The workers and the hammer threads print, into a capture of stdout that the last check
+//! counts, so that none of it scrolls past the test run.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_parallel::{lambda_parallel, Pool};
-use lambda_parallel_tests::checks::{expect, report, watchdog, Check};
+use lambda_parallel_tests::checks::{expect, report_to, watchdog, CapturedStdout, Check};
+
+/// The lines the hammer threads printed.
+static HAMMERED: AtomicU64 = AtomicU64::new(0);
+
+/// How many `worker PID summed N values` lines the checks' tasks print, by `N`.
+const WORKER_LINES: [(usize, usize); 3] = [(500, 1_000), (100, 11), (10, 21)];
 
 #[lambda_parallel]
 fn checksum(seed: u64, len: u32) -> u64 {
@@ -41,6 +50,12 @@ fn fails(how: u8) -> u8 {
 }
 
 fn main() {
+    // Before `init`, so that the fork server's workers inherit the capture as their stdout.
+    let captured = CapturedStdout::start();
+    let mut terminal = captured
+        .terminal()
+        .try_clone()
+        .expect("stdout can be duplicated");
     let refused = std::thread::spawn(lambda_parallel::init).join().unwrap();
     let refused = match refused {
         Ok(()) => Err("init succeeded on another thread".to_owned()),
@@ -63,8 +78,55 @@ fn main() {
         ("nothing leaks", nothing_leaks),
     ];
     let outcomes = std::iter::once(("init is refused off the main thread", refused))
-        .chain(checks.into_iter().map(|(name, check)| (name, check())));
-    report("fork_server", outcomes)
+        .chain(checks.into_iter().map(|(name, check)| (name, check())))
+        .chain(std::iter::once_with(|| {
+            let name = "every line printed reaches stdout whole, once";
+            (name, printed_lines(&captured.finish()))
+        }));
+    report_to(&mut terminal, "fork_server", outcomes)
+}
+
+/// What the checks printed: each hammer line, and one line from each worker task, none of them
+/// torn or interleaved with another.
+fn printed_lines(captured: &str) -> Result<(), String> {
+    let (mut hammered, mut summed) = (0, Vec::new());
+    for line in captured.lines() {
+        if line.starts_with("hammer ") && line.ends_with(')') && line.contains(" holds the locks (")
+        {
+            hammered += 1;
+            continue;
+        }
+        let values = line
+            .strip_prefix("worker ")
+            .and_then(|rest| rest.split_once(" summed "))
+            .filter(|(pid, _)| pid.parse::<u32>().is_ok())
+            .and_then(|(_, rest)| rest.strip_suffix(" values")?.parse::<usize>().ok());
+        match values {
+            Some(values) => summed.push(values),
+            None => {
+                return Err(format!(
+                    "a line neither a hammer's nor a worker's: {line:?}"
+                ))
+            }
+        }
+    }
+    let expected = HAMMERED.load(Ordering::Relaxed);
+    expect(
+        hammered == expected,
+        format!("{hammered} hammer lines, not {expected}"),
+    )?;
+    for (values, lines) in WORKER_LINES {
+        let found = summed.iter().filter(|&&n| n == values).count();
+        expect(
+            found == lines,
+            format!("{found} lines of {values} values, not {lines}"),
+        )?;
+    }
+    let lines: usize = WORKER_LINES.iter().map(|(_, lines)| lines).sum();
+    expect(
+        summed.len() == lines,
+        format!("{} worker lines, not {lines}", summed.len()),
+    )
 }
 
 fn init_twice() -> Result<(), String> {
@@ -117,18 +179,17 @@ fn busy_tokio_runtime() -> Result<(), String> {
         .map_err(|err| err.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Mutex::new(0_u64));
-    let printed = Arc::new(AtomicU64::new(0));
     // Threads that hold stdout's lock and a shared mutex nearly all the time.
     let hammers: Vec<_> = (0..2)
         .map(|i| {
-            let (stop, shared, printed) = (stop.clone(), shared.clone(), printed.clone());
+            let (stop, shared) = (stop.clone(), shared.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let mut guard = shared.lock().unwrap();
                     *guard += 1;
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "hammer {i} holds the locks ({})", *guard);
-                    printed.fetch_add(1, Ordering::Relaxed);
+                    HAMMERED.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
@@ -167,7 +228,7 @@ fn busy_tokio_runtime() -> Result<(), String> {
     for hammer in hammers {
         hammer.join().map_err(|_| "a hammer thread panicked")?;
     }
-    expect(printed.load(Ordering::Relaxed) > 0, "the hammers ran")?;
+    expect(HAMMERED.load(Ordering::Relaxed) > 0, "the hammers ran")?;
     result
 }
 

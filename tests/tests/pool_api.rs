@@ -32,7 +32,7 @@ fn add(a: u64, b: u64) -> u64 {
 /// Panics on odd inputs.
 #[lambda_parallel]
 fn even_only(x: u64) -> u64 {
-    assert!(x % 2 == 0, "odd input {x}");
+    assert!(x.is_multiple_of(2), "odd input {x}");
     x
 }
 

@@ -27,13 +27,16 @@ fn raise(signal: Signal) {
     signal::raise(signal).unwrap();
 }
 
-/// Returns `task` doubled, except that task `at` writes its worker's pid to `dir` and crashes.
+/// Returns `task` doubled, except that task `at` writes its worker's pid to `dir` and crashes,
+/// with its stderr in `dir/stderr`: what the crash prints is the test's to read, not the run's.
 #[lambda_parallel]
 fn crashes_at(dir: PathBuf, at: u32, crash: Crash, task: u32) -> u32 {
     if task != at {
         return 2 * task;
     }
     std::fs::write(dir.join("pid"), std::process::id().to_string()).unwrap();
+    let stderr = std::fs::File::create(dir.join("stderr")).unwrap();
+    nix::unistd::dup2_stderr(stderr).unwrap();
     match crash {
         Crash::Abort => std::process::abort(),
         Crash::Segfault => raise(Signal::SIGSEGV),
@@ -56,7 +59,8 @@ fn crashed_pid(dir: &Path) -> u32 {
 }
 
 /// Runs 12 tasks on 2 workers, task 5 crashing as `crash` says; checks its error with `check`.
-fn only_the_crashed_task_fails(crash: Crash, check: impl Fn(&Error)) {
+/// Returns what the crashed worker wrote to its stderr.
+fn only_the_crashed_task_fails(crash: Crash, check: impl Fn(&Error)) -> String {
     let dir = lambda_parallel_tests::TempDir::new("crash");
     let pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();
     let inputs = (0..12).map(|task| (dir.path().to_owned(), 5, crash, task));
@@ -81,6 +85,7 @@ fn only_the_crashed_task_fails(crash: Crash, check: impl Fn(&Error)) {
     let pids = pool.pids();
     assert_eq!(pids.len(), 2);
     assert!(!pids.contains(&pid));
+    std::fs::read_to_string(dir.path().join("stderr")).unwrap()
 }
 
 #[test]
@@ -121,10 +126,13 @@ fn sigkill_costs_only_its_task() {
 
 #[test]
 fn failed_allocation_costs_only_its_task() {
-    only_the_crashed_task_fails(Crash::FailedAllocation, |err| {
+    let stderr = only_the_crashed_task_fails(Crash::FailedAllocation, |err| {
         // Rust aborts when an allocation fails.
         assert_eq!(err.signal_name(), Some("SIGABRT"), "{err}");
     });
+    let huge = usize::MAX / 2;
+    let said = format!("memory allocation of {huge} bytes failed\n");
+    assert!(stderr.starts_with(&said), "{stderr}");
 }
 
 #[test]

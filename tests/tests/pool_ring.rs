@@ -19,7 +19,7 @@ fn seed(i: u32) -> u8 {
 
 /// Task `i`'s value: every third one larger than the ring, the others a few bytes.
 fn sized(i: u32) -> Vec<u8> {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         pattern(RING + 1000 + i as usize, seed(i))
     } else {
         pattern(i as usize % 50, seed(i))

@@ -1,5 +1,7 @@
-//! What the workloads share: the hand-written baselines, and the table with its figures.
+//! What the workloads share: the hand-written baselines, the peers, and the table with its
+//! figures.
 
 pub(crate) mod memory;
+pub(crate) mod peers;
 pub(crate) mod raw;
 pub(crate) mod report;

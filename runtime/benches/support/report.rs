@@ -6,9 +6,27 @@ use std::fmt::Write as _;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Figure {
     samples: Vec<f64>,
+    /// Why there are no samples, where the measurement could not run (a peer that needs
+    /// `/dev/shm`, in the Lambda sandbox).
+    failure: Option<String>,
 }
 
 impl Figure {
+    pub(crate) fn from_samples(samples: Vec<f64>) -> Figure {
+        Figure {
+            samples,
+            failure: None,
+        }
+    }
+
+    /// A measurement that could not run, and why: printed as `fails: why`.
+    pub(crate) fn failed(why: impl Into<String>) -> Figure {
+        Figure {
+            samples: Vec::new(),
+            failure: Some(why.into()),
+        }
+    }
+
     pub(crate) fn push(&mut self, sample: f64) {
         self.samples.push(sample);
     }
@@ -29,8 +47,11 @@ impl Figure {
         }
     }
 
-    /// `n: min–median–max`.
+    /// `n: min–median–max`, or why the measurement failed.
     fn spread(&self) -> String {
+        if let Some(why) = &self.failure {
+            return format!("fails: {why}");
+        }
         let sorted = self.sorted();
         match (sorted.first(), sorted.last()) {
             (Some(min), Some(max)) => format!(
@@ -58,15 +79,19 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// Our median over the baseline's.
+    /// Our median over the baseline's; `None` without a baseline or where it failed.
     pub(crate) fn ratio(&self) -> Option<f64> {
         let (_, baseline) = self.baseline.as_ref()?;
-        Some(self.ours.median() / baseline.median())
+        let ratio = self.ours.median() / baseline.median();
+        ratio.is_finite().then_some(ratio)
     }
 
     /// The row's cells, in the order of the table's columns.
     fn cells(&self) -> [String; 10] {
         let (name, figure, spread) = match &self.baseline {
+            Some((name, figure)) if figure.failure.is_some() => {
+                ((*name).to_owned(), String::new(), figure.spread())
+            }
             Some((name, figure)) => ((*name).to_owned(), number(figure.median()), figure.spread()),
             None => ("—".to_owned(), String::new(), String::new()),
         };
@@ -147,6 +172,13 @@ fn number(value: f64) -> String {
     } else if magnitude >= 1.0 {
         format!("{value:.2}")
     } else {
-        format!("{value:.3}")
+        // Below 1, as many decimals as three significant figures take (ours over
+        // lambda_multiprocessing on W1 is about 0.0005).
+        let (mut decimals, mut scaled) = (3, magnitude);
+        while scaled < 0.1 && decimals < 12 {
+            scaled *= 10.0;
+            decimals += 1;
+        }
+        format!("{value:.decimals$}")
     }
 }

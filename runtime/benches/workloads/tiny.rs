@@ -76,7 +76,10 @@ pub(crate) fn w1b_round_trip(config: &Config) -> Result<Vec<Row>> {
                 Ok::<_, lambda_parallel::Error>(sum + pool.apply(square, (x,))?)
             })
         });
-        check(sum? == (0..W1B_ROUND_TRIPS).map(square).sum(), "W1b pool")?;
+        check(
+            sum? == (0..W1B_ROUND_TRIPS).map(square).sum::<u64>(),
+            "W1b pool",
+        )?;
         let (raw_secs, sum) = time(|| {
             let mut reply = [0_u8; 8];
             (0..W1B_ROUND_TRIPS).try_fold(0_u64, |sum, x| {
@@ -84,7 +87,7 @@ pub(crate) fn w1b_round_trip(config: &Config) -> Result<Vec<Row>> {
                 Ok::<_, std::io::Error>(sum + u64::from_le_bytes(reply))
             })
         });
-        check(sum? == (0..W1B_ROUND_TRIPS).sum(), "W1b raw")?;
+        check(sum? == (0..W1B_ROUND_TRIPS).sum::<u64>(), "W1b raw")?;
         if rep > 0 {
             ours.push(per_trip(secs));
             baseline.push(per_trip(raw_secs));
