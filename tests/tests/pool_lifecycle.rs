@@ -182,3 +182,20 @@ fn pool_built_on_a_thread_that_has_ended_keeps_its_workers() {
         assert!(first.contains(pid), "a task ran on a replacement worker");
     }
 }
+
+/// What the kernel's OOM killer weighs this process by, read in the process itself.
+#[lambda_parallel]
+fn own_oom_score_adj() -> String {
+    let score = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    score.trim().to_owned()
+}
+
+/// Forked straight from the caller (no `init`), pool and one-off workers alike are the OOM
+/// killer's first choice, and the caller keeps its own score (issue #11, case 3).
+#[test]
+fn workers_go_first_when_memory_runs_out() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.apply(own_oom_score_adj, ()).unwrap(), "1000");
+    assert_eq!(own_oom_score_adj::spawn().unwrap().join().unwrap(), "1000");
+    assert_ne!(own_oom_score_adj(), "1000");
+}

@@ -70,12 +70,54 @@ fn map_after_server_death() -> Result<(), String> {
     says_server_gone(&err)
 }
 
+/// What the kernel's OOM killer weighs a process by.
+fn oom_score_adj(pid: &str) -> String {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The same, read in the worker itself.
+#[lambda_parallel]
+fn own_oom_score_adj() -> String {
+    oom_score_adj("self")
+}
+
+/// The OOM killer takes a worker, then the server, before it takes the program (issue #11,
+/// case 3).
+fn workers_and_server_go_first_when_memory_runs_out() -> Result<(), String> {
+    let pool = Pool::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let pooled = pool
+        .apply(own_oom_score_adj, ())
+        .map_err(|e| e.to_string())?;
+    let one_off = own_oom_score_adj::spawn()
+        .and_then(lambda_parallel::JoinHandle::join)
+        .map_err(|e| e.to_string())?;
+    let server = oom_score_adj(&server_of(&pool).to_string());
+    let ours = oom_score_adj("self");
+    expect(
+        [&pooled, &one_off, &server] == ["1000"; 3] && ours != "1000",
+        format!("pool worker {pooled}, one-off {one_off}, server {server}, program {ours}"),
+    )
+}
+
 fn main() {
     lambda_parallel::init().expect("init runs first thing in main");
     watchdog("server_death", Duration::from_secs(60));
-    let checks: [Check; 1] = [(
-        "map after the server died fails at once",
-        map_after_server_death,
-    )];
+    let checks: [Check; 2] = [
+        (
+            "workers and the server go first when memory runs out",
+            workers_and_server_go_first_when_memory_runs_out,
+        ),
+        (
+            "map after the server died fails at once",
+            map_after_server_death,
+        ),
+    ];
     run("server_death", &checks);
 }

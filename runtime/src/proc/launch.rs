@@ -86,6 +86,7 @@ pub(crate) unsafe fn launch(
     match unsafe { sys::fork(siblings) }? {
         Fork::Child => {
             drop((request_write, result_read));
+            sys::prefer_for_oom_kill();
             let direct = Direct {
                 requests: request_read,
                 results: result_write,

@@ -36,6 +36,9 @@ pub(super) fn serve(control: &OwnedFd, parent: Pid) -> ! {
         if !sys::die_with_parent(parent) {
             return 0;
         }
+        // Inherited by every worker the server forks: a worker that exhausts the memory is the
+        // OOM killer's choice, then the server, never the program.
+        sys::prefer_for_oom_kill();
         let mut server = Server {
             control,
             workers: Vec::new(),

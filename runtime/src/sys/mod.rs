@@ -14,8 +14,8 @@ pub(crate) use memory::{futex_wait, futex_wake, map_shared, shared_memory, unmap
 pub(crate) use poll::{hung_up, poll, poll_many, Interest};
 pub(crate) use process::{
     child_pidfd, die_with_parent, exit_now, fork, getpid, ignore_sigpipe, is_main_thread,
-    pidfd_kill, rename_thread, restore_sigpipe, signal_name, thread_count, wait, Exit, Fork, Pid,
-    SigPipe, EIO, SIGKILL,
+    pidfd_kill, prefer_for_oom_kill, rename_thread, restore_sigpipe, signal_name, thread_count,
+    wait, Exit, Fork, Pid, SigPipe, EIO, SIGKILL,
 };
 pub(crate) use socket::{packet_pair, recv_with_fds, send_with_fds};
 

@@ -215,6 +215,14 @@ pub(crate) fn rename_thread(name: &std::ffi::CStr) -> Option<std::ffi::CString> 
     previous
 }
 
+/// Makes this process the kernel's first choice when memory runs out (`oom_score_adj` 1000, the
+/// most; raising it needs no privilege), so that a worker that exhausts the memory limit is
+/// killed rather than the caller, which on AWS Lambda is the whole environment. Processes
+/// forked later inherit it. Where `/proc` cannot be written, nothing changes.
+pub(crate) fn prefer_for_oom_kill() {
+    let _ = std::fs::write("/proc/self/oom_score_adj", b"1000");
+}
+
 /// The number of threads this process has.
 pub(crate) fn thread_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())

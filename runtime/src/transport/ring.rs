@@ -22,7 +22,8 @@
 //! The ring is the same framing as the pipe (`wire/frame.rs`), at positions that wrap. `head` and
 //! `tail` count bytes from the start and never wrap themselves. The pool trusts nothing it
 //! reads: a worker's own code can scribble over the mapping, and that is a bad frame, not
-//! undefined behaviour in the pool.
+//! undefined behaviour in the pool, which reads the frames with atomic loads (`Mapping::read`)
+//! and checks every header before it sizes anything by it.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -119,17 +120,20 @@ impl Mapping {
     }
 
     /// Copies `out.len()` bytes from ring position `at` (wrapping) into `out`.
+    ///
+    /// The bytes are read with relaxed atomic loads, word by word, never with plain reads: the
+    /// worker is another process, and its own code may write to the ring at any moment, against
+    /// the protocol. Such a write races with this copy and makes the bytes garbage, which the
+    /// frame checks then reject; with atomics it cannot make the copy undefined behaviour.
     fn read(&self, at: u64, out: &mut [u8]) {
         let start = position(at);
         let first = out.len().min(CAPACITY - start);
-        // SAFETY: both ranges lie within the ring (`start + first <= CAPACITY`, and the rest,
-        // at most `CAPACITY` bytes, from its start); `out` is ours, so they do not overlap. The
-        // bytes were published by the writer before `tail` moved past them, which we read with
-        // acquire ordering, and the writer does not touch them again until `head` passes them.
+        let (head, tail) = out.split_at_mut(first);
+        // SAFETY: both ranges lie within the ring: `start + first <= CAPACITY`, and the rest,
+        // at most `CAPACITY` bytes, from its start.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.data().add(start), out.as_mut_ptr(), first);
-            let rest = out.len() - first;
-            std::ptr::copy_nonoverlapping(self.data(), out.as_mut_ptr().add(first), rest);
+            copy_from_shared(self.data().add(start), head);
+            copy_from_shared(self.data(), tail);
         }
     }
 
@@ -152,6 +156,41 @@ impl Drop for Mapping {
         // SAFETY: the mapping came from `map_shared` with this length, and every reference to
         // it borrows `self`.
         unsafe { sys::unmap(self.0, MAP_LEN) };
+    }
+}
+
+/// Copies `out.len()` bytes from `src`, memory that another process may write at any moment,
+/// with relaxed atomic loads: single bytes up to an 8-byte boundary of `src`, then whole words.
+///
+/// # Safety
+///
+/// `src` is valid for reads of `out.len()` bytes, for the length of the call, and is only ever
+/// accessed atomically or by other processes.
+#[allow(
+    clippy::cast_ptr_alignment,
+    reason = "the words are read from addresses that `lead` aligned to 8 bytes"
+)]
+unsafe fn copy_from_shared(src: *const u8, out: &mut [u8]) {
+    let lead = src.align_offset(8).min(out.len());
+    let (bytes, rest) = out.split_at_mut(lead);
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        // SAFETY: within `src`'s range (the caller's contract); any byte is aligned.
+        *byte = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
+    }
+    let mut words = rest.chunks_exact_mut(8);
+    let mut at = lead;
+    for word in &mut words {
+        // SAFETY: `src + at` is 8-byte aligned (`lead` made it so) and 8 bytes of it lie within
+        // the caller's range.
+        let value = unsafe { AtomicU64::from_ptr(src.add(at).cast::<u64>().cast_mut()) }
+            .load(Ordering::Relaxed);
+        word.copy_from_slice(&value.to_ne_bytes());
+        at += 8;
+    }
+    for byte in words.into_remainder() {
+        // SAFETY: as for the leading bytes.
+        *byte = unsafe { AtomicU8::from_ptr(src.add(at).cast_mut()) }.load(Ordering::Relaxed);
+        at += 1;
     }
 }
 

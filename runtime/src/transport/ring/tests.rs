@@ -143,3 +143,61 @@ fn garbage_in_the_ring_is_a_bad_frame() {
         Err(FrameError::Overfull(CAPACITY as u64 * 2))
     );
 }
+
+/// A worker's code may write anything anywhere in its ring at any moment. While another thread
+/// does so as fast as it can, the reader gives frames or errors, never a crash, and never
+/// sizes anything beyond the ring by what it read.
+#[test]
+#[allow(clippy::cast_possible_truncation, reason = "any bytes will do")]
+fn scribbling_while_the_reader_reads_gives_frames_or_errors() {
+    let (mut reader, writer) = pair();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scribbler = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+            let mut next = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            let map = &writer.map;
+            while !stop.load(Ordering::Relaxed) {
+                let at = next();
+                let junk: Vec<u8> = (0..next() % 64).map(|_| next() as u8).collect();
+                map.write(at, &junk);
+                let tail = map.control().tail.0.load(Ordering::Relaxed);
+                let mut published = tail.wrapping_add(next() % 512);
+                if next() % 16 == 0 {
+                    // A proper frame now and then, so that some reads succeed.
+                    let frame = frame_of(Up::Outcome(Status::Value), b"ok");
+                    map.write(tail, &frame);
+                    published = tail + frame.len() as u64;
+                }
+                map.control().tail.0.store(published, Ordering::Release);
+            }
+        })
+    };
+    let (mut frames, mut errors) = (0_u32, 0_u32);
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    while std::time::Instant::now() < until {
+        reader.refresh();
+        match reader.next::<Up>() {
+            Ok(Some((_, payload))) => {
+                assert!(payload.len() <= CAPACITY);
+                frames += 1;
+            }
+            Ok(None) => {}
+            Err(_) => {
+                errors += 1;
+                // Start afresh from what the scribbler published last.
+                reader.head = reader.tail;
+            }
+        }
+        reader.release();
+    }
+    stop.store(true, Ordering::Relaxed);
+    scribbler.join().unwrap();
+    assert!(frames + errors > 0, "the reader read nothing");
+}
