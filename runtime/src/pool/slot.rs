@@ -162,9 +162,10 @@ impl Slot {
                 Ok(Fill::Drained) => fill = false,
                 // EOF comes with the pidfd's news of the worker's end, which buries it.
                 Ok(Fill::WouldBlock | Fill::Eof) => break Ok(()),
-                Err(err) => break Err(err.to_string()),
+                Err(err) => break Err(err),
             }
         };
+        let result = result.and_then(|()| self.channel.verify());
         self.channel.release();
         if (self.batches.len(), self.done) != done_before {
             // The next task started when the last outcome was handed over: as far as the parent

@@ -206,10 +206,39 @@ impl Receiver {
 
     /// Reads what the pipe holds, then looks at the ring again: what the worker published
     /// before it wrote what was just read (see the module documentation).
-    pub(crate) fn fill(&mut self) -> io::Result<Fill> {
+    ///
+    /// Fails when the pipe, read dry, holds part of a frame while outcomes wait in the ring and
+    /// the pipe still has the turn: a worker writes its switch to the ring (whole) before it
+    /// publishes in the ring, so those bytes are none of ours, and their frame would never end.
+    /// (A worker without a ring can leave such bytes unnoticed: its task then runs until its
+    /// timeout or the pool's deadline.)
+    pub(crate) fn fill(&mut self) -> Result<Fill, String> {
+        let ring_ahead = self.piped && self.ring.as_ref().is_some_and(RingReader::unread);
         let filled = self.reader.fill(self.pipe.as_fd());
         self.refresh();
-        filled
+        let filled = filled.map_err(|err| err.to_string())?;
+        let dry = matches!(filled, Fill::Drained | Fill::WouldBlock);
+        if dry && ring_ahead && matches!(self.reader.frame(), Ok(None)) {
+            if let Some(partial) = self.partial() {
+                return Err(format!(
+                    "{partial} on the pipe, while outcomes wait in the ring"
+                ));
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Checks, once every outcome that has come is read, that what is left on the pipe can be
+    /// the start of a frame. While the ring has the turn, nothing may be: a worker publishes its
+    /// switch to the pipe in the ring before it writes there, and that switch has been read by
+    /// now; bells are written whole.
+    pub(crate) fn verify(&self) -> Result<(), String> {
+        match self.partial() {
+            Some(partial) if !self.piped && matches!(self.reader.frame(), Ok(None)) => Err(
+                format!("{partial} on the pipe, while the ring has the turn"),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// The next outcome from wherever the worker sends it now, without reading the pipe. Bells

@@ -238,6 +238,12 @@ impl RingReader {
         self.tail = self.map.control().tail.0.load(Ordering::Acquire);
     }
 
+    /// Whether frames not yet read were published as of the last
+    /// [`refresh`](RingReader::refresh).
+    pub(crate) fn unread(&self) -> bool {
+        self.tail != self.head
+    }
+
     /// Whether the worker has published frames not yet read, without asking for a bell.
     pub(crate) fn pending(&mut self) -> bool {
         self.refresh();

@@ -39,8 +39,7 @@ pub(crate) const HEADER_AND_ENTRY_LEN: usize = HEADER_LEN + 8;
 /// where they are.
 pub(crate) fn header(tag: Request, entry: u64, args_len: usize) -> [u8; HEADER_AND_ENTRY_LEN] {
     let mut header = [0; HEADER_AND_ENTRY_LEN];
-    header[0] = tag.to_byte();
-    header[1..HEADER_LEN].copy_from_slice(&(8 + args_len as u64).to_le_bytes());
+    header[..HEADER_LEN].copy_from_slice(&frame::header(tag, 8 + args_len as u64));
     header[HEADER_LEN..].copy_from_slice(&entry.to_le_bytes());
     header
 }

@@ -1,6 +1,12 @@
 //! Length-prefixed frames, the one framing of every byte stream between the caller and a worker
-//! (pipes and the ring alike): a tag byte, the payload's length as a little-endian `u64`, the
-//! payload. Written by both sides of the fork, read by both.
+//! (pipes and the ring alike). Written by both sides of the fork, read by both.
+//!
+//! A frame is a 12-byte header and the payload. The header: [`MAGIC`], the tag byte, the codec
+//! byte (which codec encoded the payload; 0 for frames whose payload is not a value), a check
+//! byte, and the payload's length as a little-endian `u64`. The check byte is a hash of the
+//! tag, codec and length: bytes a worker's own code writes to its pipe by mistake, or a stream
+//! read out of step, fail the magic or the check (all but about one in 65,536 random headers),
+//! rather than be taken for a frame that claims any length at all.
 
 use std::fmt;
 use std::io;
@@ -9,7 +15,38 @@ use std::os::fd::BorrowedFd;
 
 use crate::sys;
 
-pub(crate) const HEADER_LEN: usize = 9;
+pub(crate) const HEADER_LEN: usize = 12;
+
+/// The first byte of every frame.
+pub(crate) const MAGIC: u8 = 0xa7;
+
+/// The check byte of a header: a hash of what the header says, position by position.
+fn check(tag: u8, codec: u8, len: u64) -> u8 {
+    let said = len ^ (u64::from(tag) << 56) ^ (u64::from(codec) << 48) ^ u64::from(MAGIC);
+    // The top byte of a multiplicative (Fibonacci) hash depends on every bit of `said`.
+    (said.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
+}
+
+/// A whole header, for a frame of `len` payload bytes.
+pub(crate) fn header(tag: impl Tag, len: u64) -> [u8; HEADER_LEN] {
+    let (tag, codec) = (tag.to_byte(), 0);
+    let mut header = [
+        MAGIC,
+        tag,
+        codec,
+        check(tag, codec, len),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    header[4..].copy_from_slice(&len.to_le_bytes());
+    header
+}
 
 /// The largest payload a frame may announce. Anything larger is taken for a corrupt header
 /// rather than allocated for: Lambda's largest function has 10 GiB of memory in all.
@@ -30,6 +67,8 @@ pub(crate) trait Tag: Copy + fmt::Debug + PartialEq {
 /// The bytes on a pipe do not form a frame.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FrameError {
+    /// The magic or the check byte is wrong: these bytes are not a header.
+    BadHeader([u8; HEADER_LEN]),
     UnknownTag(u8),
     TooLarge(u64),
     Truncated {
@@ -43,6 +82,9 @@ pub(crate) enum FrameError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            FrameError::BadHeader(bytes) => {
+                write!(f, "bytes that are not a frame header: {bytes:02x?}")
+            }
             FrameError::UnknownTag(tag) => write!(f, "unknown frame tag {tag:#04x}"),
             FrameError::TooLarge(len) => write!(
                 f,
@@ -63,29 +105,33 @@ impl fmt::Display for FrameError {
 /// after it. Returns where the frame starts.
 pub(crate) fn begin(buf: &mut Vec<u8>, tag: impl Tag) -> usize {
     let start = buf.len();
-    buf.push(tag.to_byte());
-    buf.extend_from_slice(&[0; HEADER_LEN - 1]);
+    buf.extend_from_slice(&header(tag, 0));
     start
 }
 
-/// Writes the payload length into the header that [`begin`] started at `start`.
+/// Writes the payload length, and so the check byte, into the header that [`begin`] started at
+/// `start`.
 pub(crate) fn finish(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start - HEADER_LEN) as u64;
-    buf[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+    let (tag, codec) = (buf[start + 1], buf[start + 2]);
+    buf[start + 3] = check(tag, codec, len);
+    buf[start + 4..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
 }
 
 /// Reads a frame header: the tag, and the payload's length.
 pub(crate) fn parse_header<T: Tag>(header: &[u8]) -> Result<(T, u64), FrameError> {
-    let (&tag, len) = header.split_first().ok_or(FrameError::Truncated {
-        have: 0,
-        want: HEADER_LEN as u64,
-    })?;
+    let Some(header) = header.first_chunk::<HEADER_LEN>() else {
+        return Err(FrameError::Truncated {
+            have: header.len(),
+            want: HEADER_LEN as u64,
+        });
+    };
+    let [magic, tag, codec, checked, len @ ..] = *header;
+    let len = u64::from_le_bytes(len);
+    if magic != MAGIC || checked != check(tag, codec, len) {
+        return Err(FrameError::BadHeader(*header));
+    }
     let tag = T::from_byte(tag).ok_or(FrameError::UnknownTag(tag))?;
-    let len = len.first_chunk::<8>().ok_or(FrameError::Truncated {
-        have: header.len(),
-        want: HEADER_LEN as u64,
-    })?;
-    let len = u64::from_le_bytes(*len);
     if len > MAX_PAYLOAD {
         return Err(FrameError::TooLarge(len));
     }
@@ -94,9 +140,7 @@ pub(crate) fn parse_header<T: Tag>(header: &[u8]) -> Result<(T, u64), FrameError
 
 /// A frame with no payload, such as a bell (`transport::channel::Up::Bell`).
 pub(crate) fn empty(tag: impl Tag) -> [u8; HEADER_LEN] {
-    let mut frame = [0; HEADER_LEN];
-    frame[0] = tag.to_byte();
-    frame
+    header(tag, 0)
 }
 
 /// A frame's payload, owned. Most outcomes are a few bytes, which are kept inline rather than
@@ -148,6 +192,9 @@ impl fmt::Debug for Payload {
         write!(f, "Payload({} bytes)", self.len())
     }
 }
+
+/// The most a reader reserves ahead of what has arrived of a frame, while less than that has.
+const READ_AHEAD: u64 = 1 << 20;
 
 /// Collects frames of the family `T` from a pipe as bytes arrive.
 #[derive(Debug)]
@@ -201,12 +248,14 @@ impl<T: Tag> FrameReader<T> {
             self.start = 0;
         }
         let want = match self.header() {
-            // Read the whole rest of the frame at once, but reserve at most 64 MiB ahead, so
-            // that a corrupt length costs no more than that before it is found out.
+            // Read the whole rest of the frame at once, but reserve no more ahead than has
+            // arrived of it (or 1 MiB), so that a length no bytes back up costs little: the
+            // reservation grows with the bytes, as a `Vec` grows by doubling.
             Ok(Some((_, len))) => {
                 let total = HEADER_LEN as u64 + len;
-                let want = total.saturating_sub(self.buf.len() as u64).min(64 << 20);
-                usize::try_from(want).unwrap_or(64 << 20)
+                let arrived = self.buf.len() as u64;
+                let ahead = arrived.max(READ_AHEAD);
+                usize::try_from(total.saturating_sub(arrived).min(ahead)).unwrap_or(1 << 20)
             }
             // No header yet: enough for a small frame whole. Kept under glibc's threshold for
             // mapping an allocation of its own, so that a fresh reader (each one-off spawn has
@@ -300,23 +349,137 @@ mod tests {
         assert_eq!(reader.frame(), Ok(None));
         assert_eq!(
             reader.incomplete(),
-            FrameError::Truncated { have: 11, want: 12 }
+            FrameError::Truncated { have: 14, want: 15 }
         );
+    }
+
+    /// A header of a tag no family has, with a true check byte.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Any(u8);
+
+    impl Tag for Any {
+        fn from_byte(byte: u8) -> Option<Any> {
+            Some(Any(byte))
+        }
+
+        fn to_byte(self) -> u8 {
+            self.0
+        }
     }
 
     #[test]
     fn rejects_an_unknown_tag() {
-        let reader = reader_with(&[7, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let reader = reader_with(&header(Any(7), 0));
         assert_eq!(reader.frame(), Err(FrameError::UnknownTag(7)));
     }
 
     #[test]
     fn rejects_an_absurd_length() {
-        let mut bytes = vec![0];
-        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(
+        let reader = reader_with(&header(Status::Value, u64::MAX));
+        assert_eq!(reader.frame(), Err(FrameError::TooLarge(u64::MAX)));
+    }
+
+    #[test]
+    fn rejects_bytes_out_of_step() {
+        let mut bytes = vec![0, 0, 0, 0];
+        bytes.extend_from_slice(&empty(Status::Value));
+        assert!(matches!(
             reader_with(&bytes).frame(),
-            Err(FrameError::TooLarge(u64::MAX))
-        );
+            Err(FrameError::BadHeader(_))
+        ));
+        // Any one byte of a header changed is found out, but in the length's top bytes, where
+        // the limit is.
+        let good = header(Status::Panic, 1234);
+        for at in 0..HEADER_LEN {
+            for bit in 0..8 {
+                let mut bad = good;
+                bad[at] ^= 1 << bit;
+                assert!(reader_with(&bad).frame().is_err(), "byte {at}, bit {bit}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Whatever bytes arrive, the reader gives frames, waits for more, or fails: it never
+    //! panics, and it never reserves much more than the bytes that have arrived.
+
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::wire::outcome::Status;
+
+    /// Frames of random sizes, then some mutations and a cut: what a broken or hostile worker
+    /// might write.
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        let frames = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..8);
+        let flips = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4);
+        (frames, flips, any::<prop::sample::Index>()).prop_map(|(payloads, flips, cut)| {
+            let mut bytes = Vec::new();
+            for payload in payloads {
+                let start = begin(&mut bytes, Status::Value);
+                bytes.extend_from_slice(&payload);
+                finish(&mut bytes, start);
+            }
+            if !bytes.is_empty() {
+                for (at, xor) in flips {
+                    let at = at.index(bytes.len());
+                    bytes[at] ^= xor;
+                }
+                bytes.truncate(cut.index(bytes.len() + 1));
+            }
+            bytes
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn frames_or_errors_never_a_panic(bytes in stream()) {
+            let mut reader = FrameReader::<Status>::from_bytes(bytes.clone());
+            let mut read = 0;
+            loop {
+                match reader.frame() {
+                    Ok(Some((_, payload))) => {
+                        read += HEADER_LEN + payload.len();
+                        prop_assert!(read <= bytes.len());
+                        reader.consume();
+                    }
+                    Ok(None) => {
+                        let _ = reader.incomplete();
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+
+        #[test]
+        fn a_reader_reserves_no_more_than_what_arrived_allows(
+            len in any::<u64>(),
+            arrived in 0_usize..200_000,
+        ) {
+            let (read, write) = sys::pipe().unwrap();
+            sys::set_nonblocking(read.as_fd()).unwrap();
+            sys::grow_pipe(write.as_fd());
+            let mut bytes = header(Status::Value, len).to_vec();
+            bytes.resize(HEADER_LEN + arrived.min(60_000), 0x5a);
+            let mut write = std::fs::File::from(write);
+            write.write_all(&bytes).unwrap();
+            drop(write);
+            let mut reader = FrameReader::<Status>::default();
+            while matches!(reader.fill(read.as_fd()), Ok(Fill::Data | Fill::Drained)) {
+                let _ = reader.frame();
+            }
+            let arrived = reader.buf.len();
+            prop_assert!(
+                reader.buf.capacity() <= (2 * arrived).max((1 << 20) + (64 << 10)),
+                "{} bytes reserved for {arrived} arrived",
+                reader.buf.capacity()
+            );
+        }
     }
 }
