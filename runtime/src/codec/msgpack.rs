@@ -3,9 +3,10 @@
 //! The format is self-describing, so everything of serde's data model crosses, including what
 //! needs `deserialize_any` (`untagged`, internally and adjacently tagged enums, `flatten`,
 //! `serde_json::Value`). Structs are written as maps keyed by field name (so that
-//! `skip_serializing_if` and `default` fields work) and the serializer says it is human-readable,
-//! as serde's own buffering of untagged content does, so that a type with two forms (`time`,
-//! `uuid`, `IpAddr`) writes the form that it will be asked to read back.
+//! `skip_serializing_if` and `default` fields work), and both ends say the format is
+//! human-readable, as serde's own buffered content does, so that a type with a readable and a
+//! compact form writes the one it will be read back in: `aws_lambda_events`' API Gateway
+//! requests do not round trip otherwise.
 
 use std::io;
 

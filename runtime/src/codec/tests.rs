@@ -216,6 +216,22 @@ fn the_data_model_round_trips() {
     check(&HashMap::from([((1_u8, false), vec![Some(2_i8)])]));
 }
 
+/// serde's buffered content has no 128-bit integers: documented in the README as the one gap
+/// besides `Some(None)`.
+#[test]
+fn wide_integers_inside_untagged_enums_do_not_decode() {
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Wide {
+        Number(u128),
+    }
+    assert!(decode::<Wide>(&ours(&Wide::Number(1))).is_err());
+    assert_eq!(
+        decode::<Option<Option<u8>>>(&ours(&Some(None::<u8>))).unwrap(),
+        None
+    );
+}
+
 /// Bytes sent as a sequence of `u16`, read back by a visitor that also produces a `Vec<u8>`:
 /// only serde's own `Vec<u8>` visitor may take the fast path.
 #[derive(Debug, PartialEq)]
