@@ -195,8 +195,8 @@ impl Error {
     }
 
     /// Whether the result could not be encoded in the worker or decoded in the caller, for
-    /// example because its type uses `#[serde(flatten)]` or `#[serde(untagged)]`, which the
-    /// wire format cannot represent.
+    /// example because its `Serialize` impl failed (a `PathBuf` that is not UTF-8), or because
+    /// what arrived is not a value of its type.
     #[must_use]
     pub fn is_codec(&self) -> bool {
         matches!(

@@ -159,26 +159,36 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// A result that the codec cannot encode: bincode needs a map's length up front, which a
-/// flattened struct does not give.
+/// A result that the codec cannot encode: the `Serialize` of its flattened map fails, as a
+/// `PathBuf` that is not UTF-8 or a `#[serde(skip)]` variant would.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Flattened {
     /// A field of its own.
     pub id: u32,
     /// Fields flattened into the struct's own map.
-    #[serde(flatten)]
+    #[serde(flatten, serialize_with = "refuse")]
     pub extra: std::collections::BTreeMap<String, u32>,
 }
 
-/// A result that the codec can encode but not decode: an untagged enum must look at the data
-/// to choose its variant, which a format without self-description cannot offer.
+/// A result that the codec can encode but not decode: each variant of the untagged enum refuses
+/// what is written back, so none matches.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Untagged {
     /// A number.
-    Number(u32),
+    Number(#[serde(deserialize_with = "refuse_to_read")] u32),
     /// A text.
-    Text(String),
+    Text(#[serde(deserialize_with = "refuse_to_read")] String),
+}
+
+fn refuse<T, S: serde::Serializer>(_: &T, _: S) -> Result<S::Ok, S::Error> {
+    Err(serde::ser::Error::custom(
+        "this value refuses to be encoded",
+    ))
+}
+
+fn refuse_to_read<'de, T, D: serde::Deserializer<'de>>(_: D) -> Result<T, D::Error> {
+    Err(serde::de::Error::custom("this value refuses to be decoded"))
 }
 
 /// For test binaries with a `main` of their own (`harness = false`), which must call

@@ -2,8 +2,9 @@
 //!
 //! serde serializes `Vec<u8>`, `[u8]` and `VecDeque<u8>` through `collect_seq`, one element at a
 //! time. [`Adapter`] wraps the codec's serializer so that such a sequence, at any depth, is
-//! written with one `serialize_bytes` instead. bincode encodes both as the length then the raw
-//! bytes, so the output is byte-for-byte what the plain serializer writes.
+//! written with one `serialize_bytes` instead: a msgpack `bin` (which [`de`](super::de) and
+//! plain `rmp-serde` read back into a `Vec<u8>` too), or in bincode the length then the raw bytes,
+//! byte for byte what the plain serializer writes.
 
 use std::mem::ManuallyDrop;
 
@@ -173,8 +174,8 @@ impl<S: Serializer> Serializer for SerAdapter<S> {
             return self.0.serialize_bytes(bytes.as_slice());
         }
         if typeid::of::<I::Item>() == typeid::of::<&u8>() {
-            // Plain bincode rejects a sequence of unknown length: only take the fast path where
-            // it would have succeeded, so that errors stay the same.
+            // bincode rejects a sequence of unknown length: only take the fast path where it
+            // would have succeeded, so that errors stay the same.
             if let (lower, Some(upper)) = iter.size_hint() {
                 if lower == upper {
                     let mut bytes = Vec::with_capacity(lower);
