@@ -54,6 +54,10 @@ pub(crate) enum ErrorKind {
     Closed,
     /// The fork server could not be started.
     Init(String),
+    /// The worker ended without a result, and how it ended could not be learnt.
+    ExitLost(io::Error),
+    /// A pool used in a forked copy of the process that built it.
+    Foreign,
 }
 
 /// A panic, as the worker reports it to its parent.
@@ -208,10 +212,11 @@ impl Error {
         )
     }
 
-    /// Whether the task was submitted to a [`Pool`](crate::Pool) that had been closed.
+    /// Whether the task was submitted to a [`Pool`](crate::Pool) that had been closed, or that
+    /// belongs to another process (this one is a `fork` of the process that built it).
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Closed)
+        matches!(self.inner.kind, ErrorKind::Closed | ErrorKind::Foreign)
     }
 
     /// Whether the bytes from the worker were not a well-formed frame.
@@ -231,7 +236,7 @@ impl Error {
     #[must_use]
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.inner.kind {
-            ErrorKind::Spawn(err) | ErrorKind::Io(err) => Some(err),
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) | ErrorKind::ExitLost(err) => Some(err),
             _ => None,
         }
     }
@@ -277,6 +282,17 @@ impl fmt::Display for Error {
             ErrorKind::Frame(msg) => write!(f, "{worker} sent a bad frame: {msg}"),
             ErrorKind::Closed => write!(f, "failed to submit {worker}: the pool is closed"),
             ErrorKind::Init(msg) => write!(f, "failed to start the fork server: {msg}"),
+            ErrorKind::ExitLost(err) => {
+                write!(
+                    f,
+                    "{worker} ended without a result, and its exit status was lost: {err}"
+                )
+            }
+            ErrorKind::Foreign => write!(
+                f,
+                "failed to submit {worker}: the pool belongs to another process (this one is a \
+                 fork of it)"
+            ),
         }
     }
 }

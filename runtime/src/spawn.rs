@@ -16,7 +16,7 @@ use crate::sys::{self, Exit};
 use crate::wire::batch;
 use crate::wire::frame::{Fill, FrameReader};
 use crate::wire::outcome::{self, Status};
-use crate::worker;
+use crate::worker::{self, Lifeline};
 
 /// Runs `f` with `args` in a worker process of its own.
 ///
@@ -37,14 +37,17 @@ where
     let spawn_error = |err| Error::new(name, ErrorKind::Spawn(err));
     let mut args = Some(args);
     let body = |direct: Direct| match args.take() {
-        Some(args) => worker::run_once(f, args, direct.results, direct.parent),
+        Some(args) => {
+            let lifeline = Lifeline::direct(direct.parent, direct.main_thread);
+            worker::run_once(f, args, direct.results, lifeline)
+        }
         None => sys::exit_now(0),
     };
     // SAFETY: `worker::run_once` ends in `_exit` and never returns here. Until it calls the
     // user's function it takes no lock and touches no state shared with other threads: `prctl`,
     // `getppid` and thread-locals of its own thread. What the user's function itself may touch
     // is the caller's to judge, as the crate documentation's Safety section explains.
-    let launched = unsafe { launch::launch(None, &[], body) }.map_err(spawn_error)?;
+    let launched = unsafe { launch::launch(None, body) }.map_err(spawn_error)?;
     if launched.served {
         let Some(args) = args else {
             unreachable!("a served worker runs no body, so the arguments are still here")
@@ -190,10 +193,14 @@ impl<T: Wire> JoinHandle<T> {
         }
         // The worker writes its frame and then exits at once, so this does not wait long; for a
         // worker that sent a bad frame or timed out, it has been killed.
-        let exit = self
-            .child
-            .reap()
-            .map_err(|err| self.error(ErrorKind::Io(err)))?;
+        let exit = match self.child.reap() {
+            Ok(exit) => exit,
+            // The outcome came whole: how the process ended after sending it changes nothing.
+            Err(_) if matches!(received, Ok(true)) => {
+                return self.outcome().map_err(|kind| self.error(kind))
+            }
+            Err(err) => return Err(self.error(ErrorKind::ExitLost(err))),
+        };
         self.finish(received, exit)
     }
 

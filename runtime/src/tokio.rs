@@ -149,7 +149,7 @@ impl<T: Wire> Future for JoinFuture<T> {
         }
         match this.poll_reap(cx) {
             Poll::Ready(Ok(exit)) => Poll::Ready(this.handle.finish(received, exit)),
-            Poll::Ready(Err(err)) => Poll::Ready(Err(this.handle.error(ErrorKind::Io(err)))),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(this.handle.error(ErrorKind::ExitLost(err)))),
             Poll::Pending => {
                 this.received = Some(received);
                 Poll::Pending

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod seccomp;
+
 /// The file descriptors this process has open, by number.
 ///
 /// # Panics
@@ -62,6 +64,45 @@ pub fn children_of(me: u32) -> Vec<u32> {
         .collect();
     children.sort_unstable();
     children
+}
+
+/// Whether process `pid` has ended (it is gone, or a zombie), waiting for at most `limit`.
+///
+/// For a process that something else reaps (a reaper thread, the fork server, init): the limit
+/// bounds how long a test that fails takes, and is far above how long the reaping takes.
+#[must_use]
+pub fn ended_within(pid: u32, limit: Duration) -> bool {
+    gone_within(pid, limit, true)
+}
+
+/// Whether process `pid` is gone, zombies included (it has been reaped), waiting for at most
+/// `limit`.
+#[must_use]
+pub fn reaped_within(pid: u32, limit: Duration) -> bool {
+    gone_within(pid, limit, false)
+}
+
+fn gone_within(pid: u32, limit: Duration, zombie_counts: bool) -> bool {
+    let give_up = Instant::now() + limit;
+    loop {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat"));
+        let gone = match stat {
+            Err(_) => true,
+            Ok(stat) => {
+                zombie_counts
+                    && stat
+                        .rsplit_once(')')
+                        .is_some_and(|(_, s)| s.starts_with(" Z"))
+            }
+        };
+        if gone {
+            return true;
+        }
+        if Instant::now() >= give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A directory of its own under [`std::env::temp_dir`], removed with its contents when dropped.
@@ -257,6 +298,42 @@ pub mod checks {
         let _ = writeln!(out, "{binary}: {passed} passed, {failed} failed");
         let _ = out.flush();
         std::process::exit(i32::from(failed > 0));
+    }
+
+    /// The environment variable that tells a binary run by [`in_modes`] which mode it runs in.
+    pub const MODE: &str = "LAMBDA_PARALLEL_TEST_MODE";
+
+    /// The mode this binary was started in by [`in_modes`], if any.
+    #[must_use]
+    pub fn mode() -> Option<String> {
+        std::env::var(MODE).ok()
+    }
+
+    /// Runs this binary once more for each of `modes` (with [`MODE`] set), one after another,
+    /// each in a process of its own, and exits, non-zero if any run failed. For setups that a
+    /// process cannot undo (a seccomp filter, `init`) and that each run needs fresh.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the binary cannot be run.
+    pub fn in_modes(binary: &str, modes: &[&str]) -> ! {
+        let exe = std::env::current_exe().expect("the test binary knows its path");
+        let mut failed = Vec::new();
+        for mode in modes {
+            let status = std::process::Command::new(&exe)
+                .env(MODE, mode)
+                .env("LAMBDA_PARALLEL_NO_THREAD_WARNING", "1")
+                .status()
+                .expect("the test binary runs again");
+            if !status.success() {
+                failed.push(format!("{mode} ({status})"));
+            }
+        }
+        if !failed.is_empty() {
+            println!("{binary}: failed in mode {}", failed.join(", "));
+            std::process::exit(1);
+        }
+        std::process::exit(0);
     }
 
     /// Runs `checks` in order and [`report`]s them.

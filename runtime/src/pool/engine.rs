@@ -6,7 +6,6 @@
 //! the process gains no thread of ours, and every fork happens on a thread of the caller's.
 
 use std::io;
-use std::os::fd::RawFd;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -117,8 +116,7 @@ impl Core {
     }
 
     fn add_worker(&mut self) -> io::Result<()> {
-        let siblings: Vec<RawFd> = self.slots.iter().flat_map(Slot::fds).collect();
-        self.slots.push(Slot::spawn(&siblings)?);
+        self.slots.push(Slot::spawn()?);
         Ok(())
     }
 
@@ -157,6 +155,22 @@ impl Core {
     /// Moves work along until something happens or `until` passes: hands queued batches to
     /// workers, writes requests, reads outcomes, replaces dead or stuck workers.
     pub(crate) fn drive(&mut self, until: Option<Instant>) {
+        if self.slots.first().is_some_and(|slot| !slot.child.is_ours()) {
+            // A forked copy of the pool's process: the workers are the parent's. Every task
+            // fails, rather than one of theirs run here or this call wait for ever.
+            self.jobs.fail_queued(|| ErrorKind::Foreign);
+            for slot in &mut self.slots {
+                let done = std::mem::take(&mut slot.done);
+                for (n, batch) in slot.batches.drain(..).enumerate() {
+                    let skip = if n == 0 { done } else { 0 };
+                    for index in batch.indices().skip(skip) {
+                        let failed = Outcome::failed(ErrorKind::Foreign);
+                        self.jobs.deliver(batch.job, index, failed);
+                    }
+                }
+            }
+            return;
+        }
         if self.settings.workers == 0 {
             self.run_inline();
             return;

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::jobs::{Batch, Jobs, Outcome};
@@ -16,7 +16,7 @@ use crate::transport::outbox::Outbox;
 use crate::transport::ring::RingReader;
 use crate::wire::frame::{Fill, Payload};
 use crate::wire::outcome::{self, Status};
-use crate::worker;
+use crate::worker::{self, Lifeline};
 
 /// One live worker process and what it is doing.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub(super) struct Slot {
     /// Our end of the request pipe (non-blocking).
     requests: OwnedFd,
     /// A read end of the request pipe that we keep (see `proc::launch::Launched`).
-    request_guard: OwnedFd,
+    _request_guard: OwnedFd,
     /// Where the worker's outcomes come from.
     channel: Receiver,
     /// Which of `batches` are not yet wholly written to the worker's pipe.
@@ -41,27 +41,27 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    /// Starts a pool worker. `siblings` are the other workers' descriptors ([`Slot::fds`]),
-    /// which a worker forked here closes at once.
-    pub(super) fn spawn(siblings: &[RawFd]) -> io::Result<Slot> {
+    /// Starts a pool worker. A worker forked here closes at once every other worker's
+    /// descriptors (`proc::launch`).
+    pub(super) fn spawn() -> io::Result<Slot> {
         // Without shared memory (a kernel without `memfd`, say), outcomes take the pipe.
         let (ring, ring_fd) = RingReader::create().ok().unzip();
         let body = |direct: Direct| {
-            let die_with = direct.main_thread.then_some(direct.parent);
-            worker::serve(&direct.requests, direct.results, direct.ring, die_with)
+            let lifeline = Lifeline::direct(direct.parent, direct.main_thread);
+            worker::serve(&direct.requests, direct.results, direct.ring, lifeline)
         };
         // SAFETY: `worker::serve` ends in `_exit` and never returns here. Until a batch calls the
         // user's function it takes no lock and touches no state shared with other threads:
         // `prctl`, `read` and `write` on its own pipes, and memory it allocates itself (see
         // `sys::fork` for why that is safe). What the user's function touches is the caller's
         // to judge, as the crate's Safety section explains.
-        let launched = unsafe { launch::launch(ring_fd, siblings, body) }?;
+        let launched = unsafe { launch::launch(ring_fd, body) }?;
         sys::set_nonblocking(launched.requests.as_fd())?;
         sys::set_nonblocking(launched.results.as_fd())?;
         Ok(Slot {
             child: launched.child,
             requests: launched.requests,
-            request_guard: launched.request_guard,
+            _request_guard: launched.request_guard,
             channel: Receiver::new(launched.results, ring),
             out: Outbox::default(),
             batches: VecDeque::new(),
@@ -69,16 +69,6 @@ impl Slot {
             started: Instant::now(),
             assigned: 0,
         })
-    }
-
-    /// The descriptors the pool holds for this worker, for [`Slot::spawn`]'s `siblings`.
-    pub(super) fn fds(&self) -> [RawFd; 4] {
-        [
-            self.child.pidfd.as_raw_fd(),
-            self.requests.as_raw_fd(),
-            self.request_guard.as_raw_fd(),
-            self.channel.pipe().as_raw_fd(),
-        ]
     }
 
     pub(super) fn idle(&self) -> bool {
@@ -122,7 +112,7 @@ impl Slot {
     pub(super) fn crash(&mut self) -> ErrorKind {
         match self.child.reap() {
             Ok(exit) => outcome::missing(exit, self.channel.partial()),
-            Err(err) => ErrorKind::Io(err),
+            Err(err) => ErrorKind::ExitLost(err),
         }
     }
 
@@ -233,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_dead_workers_request_pipe_still_takes_writes() {
-        let mut worker = Slot::spawn(&[]).unwrap();
+        let mut worker = Slot::spawn().unwrap();
         worker.child.kill().unwrap();
         worker.child.reap().unwrap();
         // The worker's read end is gone with it. Without the one we keep, this write would

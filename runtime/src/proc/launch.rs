@@ -1,11 +1,13 @@
 //! Starting a worker process, the one way every worker starts: from the fork server when
-//! [`init`](crate::init) has run, else by forking the caller.
+//! [`init`](crate::init) has run, else by forking the caller. Caller side, up to the fork.
 
 use std::convert::Infallible;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::child::Child;
+use super::held::Held;
+use super::orphans;
 use crate::server;
 use crate::sys::{self, Fork, Pid};
 use crate::worker;
@@ -40,15 +42,33 @@ pub(crate) struct Direct {
     /// The caller.
     pub(crate) parent: Pid,
     /// Whether the caller forked from its main thread, whose end is the process's end: only
-    /// then may the worker ask to die with the thread that forked it (`PR_SET_PDEATHSIG`).
+    /// then may the worker ask to die with the thread that forked it (`PR_SET_PDEATHSIG`);
+    /// otherwise it watches the caller's pidfd (`sys::watch_parent`).
     pub(crate) main_thread: bool,
+}
+
+impl Launched {
+    /// Lists the caller's descriptors of this worker, which every later fork closes in its
+    /// child (`held.rs`), until the worker's `Child` drops.
+    fn hold(mut self, held: &mut Held) -> Launched {
+        let mut fds = vec![
+            self.child.pidfd.as_raw_fd(),
+            self.requests.as_raw_fd(),
+            self.request_guard.as_raw_fd(),
+            self.results.as_raw_fd(),
+        ];
+        fds.extend(self.child.status().map(AsRawFd::as_raw_fd));
+        let key = held.add(&fds);
+        self.child.set_held(key);
+        self
+    }
 }
 
 /// Starts a worker: asks the fork server for one, or, without a server, forks this process and
 /// runs `direct_body` in the child (it never returns: it ends the process, hence `Infallible`).
-/// `ring` is the outcome ring's memory for a pool worker. `siblings` are descriptors of other
-/// workers, which a worker forked here closes at once: it must hold no copy of another worker's
-/// pipes. (The server's workers hold none to begin with.)
+/// `ring` is the outcome ring's memory for a pool worker. A worker forked here closes at once
+/// the caller's descriptors of every other live worker (`held.rs`): it must hold no copy of
+/// another worker's pipes. (The server's workers hold none to begin with.)
 ///
 /// # Safety
 ///
@@ -60,30 +80,38 @@ pub(crate) struct Direct {
 )]
 pub(crate) unsafe fn launch(
     ring: Option<OwnedFd>,
-    siblings: &[RawFd],
     direct_body: impl FnOnce(Direct) -> Infallible,
 ) -> io::Result<Launched> {
     worker::install_panic_hook();
+    orphans::reap_ended();
     if let Some(served) = server::request(ring.as_ref().map(AsFd::as_fd)) {
         let served = served?;
-        return Ok(Launched {
+        let launched = Launched {
             child: Child::adopt_served(served.pid, served.pidfd, served.status),
             requests: served.requests,
             request_guard: served.request_guard,
             results: served.results,
             served: true,
-        });
+        };
+        return Ok(launched.hold(&mut Held::lock()));
     }
     server::warn_if_threaded();
+    // The host may have set `SIGCHLD` to `SIG_IGN`, or do so later: checked at every fork.
+    sys::keep_exit_statuses();
+    // Held until this worker's own descriptors are listed: another thread's fork then neither
+    // copies them unlisted nor forks half-way through this.
+    let mut held = Held::lock();
     let (request_read, request_write) = sys::pipe()?;
     let (result_read, result_write) = sys::pipe()?;
     sys::grow_pipe(result_write.as_fd());
     sys::grow_pipe(request_write.as_fd());
     let parent = sys::getpid();
     let main_thread = sys::is_main_thread();
+    let others = held.all();
     // SAFETY: the caller's contract covers `direct_body`; before it, the child only drops
-    // descriptors it owns.
-    match unsafe { sys::fork(siblings) }? {
+    // descriptors it owns. (The lock of the list stays held in the child, which never takes
+    // it: its one thread runs `direct_body` and ends.)
+    match unsafe { sys::fork(&[], &others) }? {
         Fork::Child => {
             drop((request_write, result_read));
             sys::prefer_for_oom_kill();
@@ -98,13 +126,14 @@ pub(crate) unsafe fn launch(
         }
         Fork::Parent(pid) => {
             drop((result_write, ring));
-            Ok(Launched {
+            let launched = Launched {
                 child: Child::adopt(pid)?,
                 requests: request_write,
                 request_guard: request_read,
                 results: result_read,
                 served: false,
-            })
+            };
+            Ok(launched.hold(&mut held))
         }
     }
 }

@@ -1,5 +1,9 @@
 //! The caller's side of a worker process: starting it ([`launch`](launch::launch), the one fork
-//! sequence) and owning it until it is reaped ([`Child`](child::Child)).
+//! sequence), owning it until it is reaped ([`Child`](child::Child)), the descriptors of every
+//! live worker that a fork must not pass on (`held`), and the killed children still to be
+//! reaped (`orphans`). Caller side.
 
 pub(crate) mod child;
+mod held;
 pub(crate) mod launch;
+mod orphans;

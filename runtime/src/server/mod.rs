@@ -56,8 +56,15 @@ use crate::worker;
 /// # Errors
 ///
 /// Fails when the process already has more than one thread or this is not its main thread
-/// (the server would inherit another thread's locks, or die with the calling thread), or when
-/// the server cannot be forked.
+/// (the server would inherit another thread's locks, or die with the calling thread), when the
+/// kernel lacks `pidfd_open` (Linux 5.3 or later is needed) or a filter refuses it, or when the
+/// server cannot be forked.
+///
+/// Where the host set `SIGCHLD` to `SIG_IGN` (or installed a handler with `SA_NOCLDWAIT`), which
+/// makes the kernel discard every child's exit status, `init` (or, without it, each spawn) puts
+/// back the default action, which ignores the signal all the same but keeps the statuses: a
+/// worker's end can be told only so. Children the host started in the hope that the kernel
+/// reaps them are then the host's to `wait` for.
 pub fn init() -> Result<(), Error> {
     let fail = |message: String| Err(Error::new("fork server", ErrorKind::Init(message)));
     if client::is_running() {
@@ -76,6 +83,12 @@ pub fn init() -> Result<(), Error> {
         }
         Err(err) => return fail(format!("cannot count this process's threads: {err}")),
     }
+    // The server and every worker need pidfds: better to say so now than at the first spawn.
+    if let Err(err) = sys::check_pidfd() {
+        return fail(err.to_string());
+    }
+    // Before the fork, so that the server keeps its workers' exit statuses too.
+    sys::keep_exit_statuses();
     match start() {
         Ok(control) => {
             // A single thread got here, so no other `init` raced this one.
@@ -95,7 +108,7 @@ fn start() -> io::Result<OwnedFd> {
     let parent = sys::getpid();
     // SAFETY: `init` checked that this process has one thread, so the child inherits no lock
     // held elsewhere. The child runs `serve`, which ends in `_exit` and never returns here.
-    match unsafe { sys::fork(&[]) }? {
+    match unsafe { sys::fork(&[], &[]) }? {
         Fork::Child => {
             drop(ours);
             serving::serve(&theirs, parent)

@@ -8,7 +8,11 @@
 //!   but the status socket, which the server keeps.
 //! - Records (server → caller, on the status socket): a tag byte and a little-endian `i32`.
 //!   First [`Record::Spawned`] with the pid (and a pidfd attached) or [`Record::ForkFailed`]
-//!   with the error number; once the worker has been reaped, [`Record::Exited`].
+//!   with the error number; once the worker has been reaped, [`Record::Exited`], or
+//!   [`Record::ExitLost`] with the error number of the `wait` that failed.
+//! - Kill (caller → server, on the status socket): one byte, [`KILL`], where the caller may not
+//!   signal the worker itself (a seccomp filter refuses `pidfd_send_signal`, and the worker is
+//!   not its child). The caller's closing its end asks the same: nobody wants the worker.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -25,12 +29,18 @@ pub(crate) enum Record {
     ForkFailed(i32),
     /// The worker has ended and been reaped.
     Exited(Exit),
+    /// The worker has ended, but its exit status could not be read: the error number.
+    ExitLost(i32),
 }
 
 const EXIT_CODE: u8 = 0;
 const EXIT_SIGNAL: u8 = 1;
 const FORK_FAILED: u8 = 2;
 const SPAWNED: u8 = 3;
+const EXIT_LOST: u8 = 4;
+
+/// The caller's request that the server kill its worker.
+const KILL: u8 = b'k';
 
 /// The length of a record on the wire.
 const RECORD_LEN: usize = 5;
@@ -42,6 +52,7 @@ impl Record {
             Record::Exited(Exit::Signal(signal)) => (EXIT_SIGNAL, signal),
             Record::ForkFailed(errno) => (FORK_FAILED, errno),
             Record::Spawned(pid) => (SPAWNED, pid.as_raw()),
+            Record::ExitLost(errno) => (EXIT_LOST, errno),
         };
         let mut bytes = [tag, 0, 0, 0, 0];
         bytes[1..].copy_from_slice(&value.to_le_bytes());
@@ -56,6 +67,7 @@ impl Record {
             EXIT_SIGNAL => Some(Record::Exited(Exit::Signal(value))),
             FORK_FAILED => Some(Record::ForkFailed(value)),
             SPAWNED => Some(Record::Spawned(Pid::from_raw(value))),
+            EXIT_LOST => Some(Record::ExitLost(value)),
             _ => None,
         }
     }
@@ -201,7 +213,39 @@ pub(crate) fn read_exit(status: &mut File) -> io::Result<Exit> {
         })?;
     match Record::from_bytes(record) {
         Some(Record::Exited(exit)) => Ok(exit),
+        Some(Record::ExitLost(errno)) => Err(io::Error::other(format!(
+            "the fork server could not read the exit status: {}",
+            io::Error::from_raw_os_error(errno)
+        ))),
         _ => Err(io::Error::other("bad exit record from the fork server")),
+    }
+}
+
+/// Asks the server to kill the worker whose status socket is `status`.
+pub(crate) fn ask_kill(status: &File) -> io::Result<()> {
+    sys::send_with_fds(status.as_fd(), &[KILL], &[]).map_err(|err| match err.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => server_gone(),
+        _ => err,
+    })
+}
+
+/// What the server heard on a worker's status socket that was readable.
+pub(crate) enum Heard {
+    /// The caller asked for the worker to be killed.
+    Kill,
+    /// The caller closed its end: it wants nothing more of the worker.
+    HungUp,
+    /// Something else, which means nothing.
+    Nothing,
+}
+
+/// The server's side of [`ask_kill`]: reads what came on `status`.
+pub(crate) fn hear(status: &File) -> Heard {
+    let mut message = [0; RECORD_LEN];
+    match sys::recv_with_fds(status.as_fd(), &mut message) {
+        Ok((0, _)) | Err(_) => Heard::HungUp,
+        Ok((1, _)) if message[0] == KILL => Heard::Kill,
+        Ok(_) => Heard::Nothing,
     }
 }
 
@@ -216,6 +260,7 @@ mod tests {
             Record::ForkFailed(11),
             Record::Exited(Exit::Code(-1)),
             Record::Exited(Exit::Signal(9)),
+            Record::ExitLost(10),
         ] {
             assert_eq!(Record::from_bytes(record.to_bytes()), Some(record));
         }

@@ -6,15 +6,33 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 
-use super::protocol::{self, Ends, Received, Record};
+use super::protocol::{self, Ends, Heard, Received, Record};
 use crate::sys::{self, Fork, Interest, Pid, SigPipe};
-use crate::worker;
+use crate::worker::{self, Lifeline};
 
 /// A worker the server forked and has not yet reaped.
 struct Served {
     pid: Pid,
     pidfd: OwnedFd,
     status: File,
+    /// The caller closed its end of `status`: it is no longer watched.
+    hung_up: bool,
+}
+
+impl Served {
+    fn kill(&self) {
+        kill(self.pid, &self.pidfd);
+    }
+}
+
+/// Kills a child of the server: through its pidfd, or, where a filter refuses that, by its
+/// pid, which names it alone until the server reaps it.
+fn kill(pid: Pid, pidfd: &OwnedFd) {
+    if let Err(err) = sys::pidfd_kill(pidfd.as_fd()) {
+        if sys::is_refused(&err) {
+            let _ = sys::kill_unreaped(pid);
+        }
+    }
 }
 
 /// The state of the server process.
@@ -59,6 +77,7 @@ impl Server<'_> {
     fn run(&mut self) {
         let mut ready = Vec::new();
         loop {
+            let workers = self.workers.len();
             let mut fds = vec![(self.control.as_fd(), Interest::Read)];
             fds.extend(
                 self.workers
@@ -66,24 +85,37 @@ impl Server<'_> {
                     .map(|w| (w.pidfd.as_fd(), Interest::Read)),
             );
             fds.extend(self.spare.iter().map(|s| (s.pidfd.as_fd(), Interest::Read)));
+            // The status sockets last, for the callers' kill requests and hang-ups.
+            let spare = usize::from(self.spare.is_some());
+            let watched: Vec<usize> = (0..workers).filter(|&i| !self.workers[i].hung_up).collect();
+            fds.extend(
+                watched
+                    .iter()
+                    .map(|&i| (self.workers[i].status.as_fd(), Interest::Read)),
+            );
             if sys::poll_many(&fds, None, &mut ready).is_err() {
                 continue;
             }
             drop(fds);
-            if self.spare.is_some() && ready[1 + self.workers.len()] {
+            for (k, &i) in watched.iter().enumerate() {
+                if ready[1 + workers + spare + k] {
+                    self.hear(i);
+                }
+            }
+            if self.spare.is_some() && ready[1 + workers] {
                 // Killed from outside: the next request forks its worker, and a new spare.
                 if let Some(spare) = self.spare.take() {
                     spare.end();
                 }
             }
-            self.reap(&ready[1..=self.workers.len()]);
+            self.reap(&ready[1..=workers]);
             if ready[0] && !self.accept() {
                 break;
             }
         }
         // The program has ended (or dropped its end): so do its workers.
         for worker in &self.workers {
-            let _ = sys::pidfd_kill(worker.pidfd.as_fd());
+            worker.kill();
         }
         for worker in &self.workers {
             let _ = sys::wait(worker.pid);
@@ -93,18 +125,34 @@ impl Server<'_> {
         }
     }
 
+    /// Reads what the caller of worker `i` sent: a kill request, or its hang-up, after which
+    /// nobody wants the worker (its outcome is in, or its handle was dropped), so it is killed
+    /// too. The worker stays listed until its pidfd says it has ended.
+    fn hear(&mut self, i: usize) {
+        let worker = &mut self.workers[i];
+        match protocol::hear(&worker.status) {
+            Heard::Kill => worker.kill(),
+            Heard::HungUp => {
+                worker.hung_up = true;
+                worker.kill();
+            }
+            Heard::Nothing => {}
+        }
+    }
+
     /// Reaps the workers that `ended` says have ended, and reports how on their status sockets.
     fn reap(&mut self, ended: &[bool]) {
         for i in (0..ended.len()).rev() {
             if ended[i] {
                 let mut worker = self.workers.swap_remove(i);
-                let exit = match sys::wait(worker.pid) {
-                    Ok(exit) => exit,
-                    // Reaped by someone else, which cannot happen here: report a crash.
-                    Err(_) => sys::Exit::Signal(sys::SIGKILL),
+                let record = match sys::wait(worker.pid) {
+                    Ok(exit) => Record::Exited(exit),
+                    // Never reported as a signal the worker did not receive: the caller says
+                    // that its exit status was lost, and why.
+                    Err(err) => Record::ExitLost(err.raw_os_error().unwrap_or(sys::EIO)),
                 };
                 // Fails when the caller has its outcome and closed the pipe: nobody waits.
-                let _ = protocol::write_record(&mut worker.status, Record::Exited(exit));
+                let _ = protocol::write_record(&mut worker.status, record);
             }
         }
     }
@@ -147,10 +195,15 @@ impl Server<'_> {
         match started {
             Ok((pid, pidfd)) => {
                 if protocol::send_spawned(&status, pid, &pidfd).is_ok() {
-                    self.workers.push(Served { pid, pidfd, status });
+                    self.workers.push(Served {
+                        pid,
+                        pidfd,
+                        status,
+                        hung_up: false,
+                    });
                 } else {
                     // The caller is gone already: end the worker too.
-                    let _ = sys::pidfd_kill(pidfd.as_fd());
+                    kill(pid, &pidfd);
                     let _ = sys::wait(pid);
                 }
             }
@@ -174,7 +227,7 @@ impl Server<'_> {
         // SAFETY: the server has one thread. The child runs `worker::serve`, which ends in
         // `_exit`.
         let pid = match unsafe { fork_child(&inherited, self.sigpipe.as_ref()) }? {
-            Fork::Child => become_worker(ends, Some(server)),
+            Fork::Child => become_worker(ends, Lifeline::DieWith(server)),
             Fork::Parent(pid) => pid,
         };
         drop(ends);
@@ -190,7 +243,7 @@ impl Server<'_> {
 /// As [`sys::fork`]'s.
 unsafe fn fork_child(inherited: &[RawFd], sigpipe: Option<&SigPipe>) -> io::Result<Fork> {
     // SAFETY: the caller's contract.
-    let forked = unsafe { sys::fork(inherited) }?;
+    let forked = unsafe { sys::fork(inherited, &[]) }?;
     if let (Fork::Child, Some(sigpipe)) = (&forked, sigpipe) {
         sys::restore_sigpipe(sigpipe);
     }
@@ -198,8 +251,8 @@ unsafe fn fork_child(inherited: &[RawFd], sigpipe: Option<&SigPipe>) -> io::Resu
 }
 
 /// Runs [`worker::serve`] on a request's ends. Never returns.
-fn become_worker(ends: Ends, parent: Option<Pid>) -> ! {
-    worker::serve(&ends.requests, ends.results, ends.ring, parent)
+fn become_worker(ends: Ends, lifeline: Lifeline) -> ! {
+    worker::serve(&ends.requests, ends.results, ends.ring, lifeline)
 }
 
 /// A worker forked ahead of need. It waits on a socket of its own for the descriptors of the
@@ -244,7 +297,7 @@ impl Spare {
 
     /// Kills and reaps the spare.
     fn end(self) {
-        let _ = sys::pidfd_kill(self.pidfd.as_fd());
+        kill(self.pid, &self.pidfd);
         let _ = sys::wait(self.pid);
     }
 
@@ -273,5 +326,5 @@ fn wait_for_work(link: OwnedFd, server: Pid) -> ! {
         sys::rename_thread(&name);
     }
     // The parent-death signal is set already, for the server.
-    become_worker(ends, None)
+    become_worker(ends, Lifeline::Arranged)
 }

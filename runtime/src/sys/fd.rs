@@ -103,3 +103,27 @@ pub(crate) fn lend_to_pipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize
         }
     }
 }
+
+/// What a descriptor number names: the file's device and inode, which no other open file
+/// shares (a pipe's, a socket's, a pidfd's on Linux 6.9 and later), with the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FdId {
+    pub(crate) fd: RawFd,
+    dev: u64,
+    ino: u64,
+}
+
+/// The identity of `fd`, if it is open. Async-signal-safe (`fstat`), for a forked child.
+pub(crate) fn identify(fd: RawFd) -> Option<FdId> {
+    // SAFETY: all-zero is a valid `stat`, which `fstat` overwrites.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fstat` writes into `stat`, and fails harmlessly on a closed descriptor.
+    if unsafe { libc::fstat(fd, &raw mut stat) } != 0 {
+        return None;
+    }
+    Some(FdId {
+        fd,
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+    })
+}

@@ -8,14 +8,16 @@ mod process;
 mod socket;
 
 pub(crate) use fd::{
-    grow_pipe, lend_to_pipe, pipe, read_appending, set_nonblocking, write_some, write_vectored,
+    grow_pipe, identify, lend_to_pipe, pipe, read_appending, set_nonblocking, write_some,
+    write_vectored, FdId,
 };
 pub(crate) use memory::{futex_wait, futex_wake, map_shared, shared_memory, unmap};
 pub(crate) use poll::{hung_up, poll, poll_many, Interest};
 pub(crate) use process::{
-    child_pidfd, die_with_parent, exit_now, fork, getpid, ignore_sigpipe, is_main_thread,
-    pidfd_kill, prefer_for_oom_kill, rename_thread, restore_sigpipe, signal_name, thread_count,
-    wait, Exit, Fork, Pid, SigPipe, EIO, SIGKILL,
+    check_pidfd, child_pidfd, die_with_parent, exit_now, fork, getpid, ignore_sigpipe,
+    is_main_thread, is_refused, keep_exit_statuses, kill_unreaped, pidfd_kill, prefer_for_oom_kill,
+    rename_thread, restore_sigpipe, signal_name, thread_count, try_wait, wait, watch_parent, Exit,
+    Fork, Pid, SigPipe, EIO,
 };
 pub(crate) use socket::{packet_pair, recv_with_fds, send_with_fds};
 

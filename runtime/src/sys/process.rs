@@ -6,9 +6,10 @@ use std::sync::{Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::ForkResult;
 
+use super::fd::FdId;
 use super::io_err;
 
 /// A process id. Ours, so that no type of `nix` crosses this module's border.
@@ -42,9 +43,6 @@ pub(crate) enum Exit {
     /// A signal killed it.
     Signal(i32),
 }
-
-/// The signal that kills a worker, as a number for [`Exit::Signal`].
-pub(crate) const SIGKILL: i32 = libc::SIGKILL;
 
 /// The error number for an I/O failure that has no number of its own.
 pub(crate) const EIO: i32 = libc::EIO;
@@ -80,7 +78,11 @@ pub(super) static FORKING: Mutex<()> = Mutex::new(());
 /// that expects the parent's threads to exist. Nothing in the child may use a descriptor of
 /// `close_in_child` again, nor close one (the `OwnedFd`s that own them in the parent must not be
 /// dropped there: the child ends with `exit_now`, which runs no destructor).
-pub(crate) unsafe fn fork(close_in_child: &[RawFd]) -> io::Result<Fork> {
+///
+/// `close_if_same` are descriptors the child closes too, each only if its number still names
+/// the file it named when it was identified ([`FdId`]): a list kept by other threads may hold
+/// a number closed since, and perhaps reused for a descriptor the child needs.
+pub(crate) unsafe fn fork(close_in_child: &[RawFd], close_if_same: &[FdId]) -> io::Result<Fork> {
     let _ = io::Write::flush(&mut io::stdout());
     let forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
     // SAFETY: the caller upholds the contract above, which is `nix::unistd::fork`'s.
@@ -92,6 +94,12 @@ pub(crate) unsafe fn fork(close_in_child: &[RawFd]) -> io::Result<Fork> {
             for fd in close_in_child {
                 // SAFETY: the caller's contract: nothing in this child uses these again.
                 unsafe { super::fd::close_raw(*fd) };
+            }
+            for id in close_if_same {
+                if super::fd::identify(id.fd) == Some(*id) {
+                    // SAFETY: as above; and the number still names the file listed.
+                    unsafe { super::fd::close_raw(id.fd) };
+                }
             }
             Ok(Fork::Child)
         }
@@ -132,15 +140,52 @@ fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `pidfd_open`'s error, saying what it means where the kernel lacks the call or a filter
+/// (seccomp) refuses it: the runtime cannot work without it.
+fn pidfd_open_error(err: io::Error) -> io::Error {
+    match err.raw_os_error() {
+        Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "`pidfd_open` is not available ({err}): lambda-parallel needs Linux 5.3 or later, \
+                 with `pidfd_open` allowed by any seccomp filter"
+            ),
+        ),
+        _ => err,
+    }
+}
+
+/// Whether this process can open pidfds: `Err` says why not, as [`child_pidfd`] would.
+pub(crate) fn check_pidfd() -> io::Result<()> {
+    pidfd_open(getpid()).map(drop).map_err(pidfd_open_error)
+}
+
 /// A pidfd for `pid`, a child of this process that has not been reaped. Where none can be
 /// opened (`EMFILE`, say), the child is killed and reaped, so that nothing is left behind
 /// unowned, and the error returned.
 pub(crate) fn child_pidfd(pid: Pid) -> io::Result<OwnedFd> {
-    pidfd_open(pid).inspect_err(|_| {
+    pidfd_open(pid).map_err(pidfd_open_error).inspect_err(|_| {
         // The pid is still ours, since we have not reaped it: it names no other process.
         let _ = nix::sys::signal::kill(pid.to_nix(), Signal::SIGKILL);
         let _ = wait(pid);
     })
+}
+
+/// Sends SIGKILL to `pid`, a child of this process that has not been reaped: its pid then
+/// names it and no other process (a pid is reused only once reaped), so this is as safe as a
+/// pidfd. Where a pidfd cannot carry the signal ([`pidfd_kill`] refused by a seccomp filter).
+/// Killing a process that has already ended is not an error.
+pub(crate) fn kill_unreaped(pid: Pid) -> io::Result<()> {
+    match nix::sys::signal::kill(pid.to_nix(), Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(io_err(errno)),
+    }
+}
+
+/// Whether a failure of [`pidfd_kill`] means the call itself is refused (a seccomp filter, a
+/// kernel without it), rather than a failure to signal this process.
+pub(crate) fn is_refused(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
 }
 
 /// Sends SIGKILL through a pidfd. Killing a process that has already ended is not an error.
@@ -175,6 +220,110 @@ pub(crate) fn wait(pid: Pid) -> io::Result<Exit> {
             Err(errno) => Err(io_err(errno)),
         };
     }
+}
+
+/// Reaps `pid` if it has ended, without waiting: `None` if it still runs.
+pub(crate) fn try_wait(pid: Pid) -> io::Result<Option<Exit>> {
+    loop {
+        return match waitpid(pid.to_nix(), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(Exit::Code(code))),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(Exit::Signal(signal as i32))),
+            Ok(WaitStatus::StillAlive) => Ok(None),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(errno) => Err(io_err(errno)),
+        };
+    }
+}
+
+/// Makes the kernel keep the exit statuses of this process's children for `wait`, whatever the
+/// host did with `SIGCHLD`. With `SIGCHLD` set to `SIG_IGN` (or a handler installed with
+/// `SA_NOCLDWAIT`), the kernel reaps every child by itself and discards its status: a worker's
+/// end could then not be told, and its pid could be reused while the caller still means it.
+/// `SIG_DFL` ignores the signal all the same, so only that changes; children the host started
+/// expecting to be reaped by the kernel are then left for it to `wait` for. Returns whether
+/// anything changed.
+pub(crate) fn keep_exit_statuses() -> bool {
+    // SAFETY: all-zero is a valid `sigaction` (no handler, empty mask), overwritten below.
+    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `previous`.
+    if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &raw mut previous) } != 0 {
+        return false;
+    }
+    let ignored = previous.sa_sigaction == libc::SIG_IGN;
+    if !ignored && previous.sa_flags & libc::SA_NOCLDWAIT == 0 {
+        return false;
+    }
+    let mut kept = previous;
+    if ignored {
+        kept.sa_sigaction = libc::SIG_DFL;
+    }
+    kept.sa_flags &= !libc::SA_NOCLDWAIT;
+    // SAFETY: the host's own disposition, with the default action for `SIG_IGN` and without
+    // the flag that discards exit statuses; a handler it names is this image's code.
+    unsafe { libc::sigaction(libc::SIGCHLD, &raw const kept, std::ptr::null_mut()) == 0 }
+}
+
+/// The exit code of a worker whose watchdog saw its caller end ([`watch_parent`]).
+const EXIT_ORPHANED: i32 = 72;
+
+/// The watchdog thread of [`watch_parent`]: waits for the pidfd `fd` to say the parent has
+/// ended, then ends this process.
+extern "C" fn watch(fd: *mut libc::c_void) -> *mut libc::c_void {
+    let fd = i32::try_from(fd as usize).unwrap_or(-1);
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pollfd` is one valid entry; `poll` and `_exit` are async-signal-safe.
+    unsafe {
+        while libc::poll(&raw mut pollfd, 1, -1) < 0 {}
+        libc::_exit(EXIT_ORPHANED)
+    }
+}
+
+/// Starts a thread in this (freshly forked) process that ends the process as soon as `parent`
+/// ends, for a worker that cannot use [`die_with_parent`] (the thread that forked it may end
+/// before its process does). Returns `false` when the parent is gone already, in which case
+/// the caller should end at once. Where the parent cannot be watched (no pidfd, no thread),
+/// nothing is started, and the worker relies on its pipes' end-of-file.
+///
+/// The thread is a bare `pthread` running a few system calls, not a `std::thread`: in a child
+/// forked from a process with threads, it touches nothing another thread might have held.
+pub(crate) fn watch_parent(parent: Pid) -> bool {
+    let pidfd = pidfd_open(parent);
+    // Opened before this check, the pidfd names the parent: had the parent died first, this
+    // process would have been re-parented, and its pid could name another process by now.
+    if nix::unistd::getppid() != parent.to_nix() {
+        return false;
+    }
+    let Ok(pidfd) = pidfd else {
+        return true;
+    };
+    let fd = usize::try_from(pidfd.as_raw_fd()).unwrap_or(usize::MAX);
+    // SAFETY: all-zero memory is what `pthread_attr_init` overwrites; the attributes are
+    // initialized before use and destroyed after; `watch` takes the descriptor's number, which
+    // stays open for the process's life (forgotten below on success).
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        if libc::pthread_attr_init(&raw mut attr) != 0 {
+            return false;
+        }
+        libc::pthread_attr_setdetachstate(&raw mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&raw mut attr, libc::PTHREAD_STACK_MIN + (64 << 10));
+        let started = libc::pthread_create(
+            &raw mut thread,
+            &raw const attr,
+            watch,
+            fd as *mut libc::c_void,
+        ) == 0;
+        libc::pthread_attr_destroy(&raw mut attr);
+        if started {
+            std::mem::forget(pidfd);
+        }
+    }
+    true
 }
 
 /// What `SIGPIPE` did in this process before [`ignore_sigpipe`].

@@ -31,19 +31,51 @@ const EXIT_UNDELIVERED: i32 = 70;
 /// The exit code of a worker that received something other than a request.
 const EXIT_PROTOCOL: i32 = 71;
 
+/// How a worker ends when its caller does, busy or idle.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lifeline {
+    /// The kernel kills the worker when this process ends (`PR_SET_PDEATHSIG`): for a worker
+    /// forked by a thread that lives as long as its process (the fork server's, or a program's
+    /// main thread).
+    DieWith(Pid),
+    /// A thread in the worker watches this process's pidfd and ends the worker with it: for a
+    /// worker forked from any other thread, which may end before its process does.
+    Watch(Pid),
+    /// Arranged already: a spare of the fork server asked for the parent-death signal.
+    Arranged,
+}
+
+impl Lifeline {
+    /// For a worker forked straight from the caller `parent`, on its main thread or not.
+    pub(crate) fn direct(parent: Pid, main_thread: bool) -> Lifeline {
+        if main_thread {
+            Lifeline::DieWith(parent)
+        } else {
+            Lifeline::Watch(parent)
+        }
+    }
+
+    /// Sets it up; `false` when the caller is gone already, and the worker should end at once.
+    fn hold(self) -> bool {
+        match self {
+            Lifeline::DieWith(parent) => sys::die_with_parent(parent),
+            Lifeline::Watch(parent) => sys::watch_parent(parent),
+            Lifeline::Arranged => true,
+        }
+    }
+}
+
 /// The life of a one-off worker forked straight from the caller: runs `f` on `args`, which it
-/// has by `fork`, and writes its outcome to `results`. Never returns.
-///
-/// `parent` is the caller, whose death (rather: the death of the thread that forked, see the
-/// crate docs) kills the worker.
+/// has by `fork`, and writes its outcome to `results`. Never returns. The worker ends with its
+/// caller, by `lifeline`.
 pub(crate) fn run_once<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
     f: F,
     args: Args,
     results: OwnedFd,
-    parent: Pid,
+    lifeline: Lifeline,
 ) -> ! {
     let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        if !sys::die_with_parent(parent) {
+        if !lifeline.hold() {
             return false;
         }
         let mut frame = Vec::new();
@@ -61,19 +93,17 @@ pub(crate) fn run_once<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
 ///
 /// `ring` is the shared memory for outcomes (`transport/ring.rs`), if the pool has one.
 ///
-/// `parent` is the process to die with, through the kernel's parent-death signal. That signal
-/// comes when the *thread* that forked the worker ends, so it is asked for only where that thread
-/// lives as long as its process: the fork server's, or the main thread of a program. Otherwise
-/// (`None`) the worker ends when its request pipe reaches end-of-file, which happens when the
-/// pool drops it or its process dies.
+/// `lifeline` ends the worker when its caller ends, even in the middle of a task; an idle
+/// worker also ends when its request pipe reaches end-of-file, which happens when the pool
+/// drops it or its process dies.
 pub(crate) fn serve(
     requests: &OwnedFd,
     results: OwnedFd,
     ring: Option<OwnedFd>,
-    parent: Option<Pid>,
+    lifeline: Lifeline,
 ) -> ! {
     let code = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        if parent.is_some_and(|parent| !sys::die_with_parent(parent)) {
+        if !lifeline.hold() {
             return 0;
         }
         let mut out = Sender::new(results, ring, requests.as_fd());

@@ -1,0 +1,52 @@
+//! The caller's descriptors of every live worker, process-wide: each pool's and each one-off
+//! handle's pipes, pidfds and status sockets. Every fork of the caller closes them all in the
+//! child ([`launch`](super::launch::launch)), so that no worker holds a descriptor of another,
+//! whichever pool or handle it belongs to. Caller side.
+//!
+//! The list is written under its lock by `launch` (which holds it across the fork, so that no
+//! worker's descriptors are made or listed half-way through another's fork) and by
+//! [`Child`](super::child::Child)'s drop, before the descriptors close. A number still listed
+//! after its descriptor closed (one a holder closed early) is harmless: the child closes a
+//! listed number only if it still names the same file ([`sys::FdId`]).
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::sys::{self, FdId};
+
+/// The descriptors of each live worker, by the key its [`Child`](super::child::Child) holds.
+static HELD: Mutex<Vec<(u64, FdId)>> = Mutex::new(Vec::new());
+
+/// Keys for [`Held::add`], never reused.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// The list, locked.
+pub(super) struct Held(MutexGuard<'static, Vec<(u64, FdId)>>);
+
+impl Held {
+    pub(super) fn lock() -> Held {
+        Held(HELD.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Everything listed, for the child of a fork to close.
+    pub(super) fn all(&self) -> Vec<FdId> {
+        self.0.iter().map(|(_, id)| *id).collect()
+    }
+
+    /// Lists `fds` (those that are open) under a new key, which [`remove`] takes.
+    pub(super) fn add(&mut self, fds: &[RawFd]) -> u64 {
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        self.0.extend(
+            fds.iter()
+                .filter_map(|&fd| sys::identify(fd))
+                .map(|id| (key, id)),
+        );
+        key
+    }
+}
+
+/// Takes the descriptors listed under `key` off the list, before they close.
+pub(super) fn remove(key: u64) {
+    Held::lock().0.retain(|(listed, _)| *listed != key);
+}
