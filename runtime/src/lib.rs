@@ -195,7 +195,7 @@ mod spawn;
 #[cfg(feature = "tokio")]
 mod tokio;
 
-pub use crate::error::{Error, PanicLocation};
+pub use crate::error::{Error, Kind, PanicLocation};
 pub use crate::func::{TaskFn, Wire};
 pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};
 pub use crate::server::init;
