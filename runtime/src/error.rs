@@ -205,7 +205,7 @@ impl Error {
     /// # fn main() -> Result<(), lambda_parallel::Error> {
     /// let pool = lambda_parallel::Pool::new(1)?;
     /// pool.close();
-    /// let err = pool.apply(|x: u32| x, 1).unwrap_err();
+    /// let err = pool.apply(|x: u32| x, (1,)).unwrap_err();
     /// assert_eq!(err.kind(), lambda_parallel::Kind::Closed);
     /// # Ok(())
     /// # }
@@ -404,7 +404,8 @@ pub(crate) fn copy_io_error(err: &io::Error) -> io::Error {
 
 /// Whether a failure to spawn is the fork server's absence.
 fn is_server_gone(err: &io::Error) -> bool {
-    err.get_ref().is_some_and(|inner| inner.is::<ServerGone>())
+    err.get_ref()
+        .is_some_and(<dyn std::error::Error + Send + Sync>::is::<ServerGone>)
 }
 
 /// "worker `name`", or "task 3 of worker `name`".
