@@ -85,7 +85,7 @@
 //!
 //! So can a pool call: [`Pool::map_async`], [`Pool::starmap_async`] and [`Pool::apply_async`]
 //! return owned handles ([`MapResult`], [`AsyncResult`]) that are `IntoFuture`, `Send` and
-//! `'static`, so they can be `tokio::spawn`ed; [`MapResult::each`] awaits every outcome, and
+//! `'static`, so they can be `tokio::spawn`ed; `MapResult::each` awaits every outcome, and
 //! [`Imap`] and [`ImapUnordered`] are also `futures_core::Stream`s. An awaited call drives the
 //! pool a step at a time without sleeping, and between steps waits on the reactor, which watches
 //! the workers through one epoll set, so any number of calls can be awaited on one runtime

@@ -2,7 +2,7 @@
 //! and [`AsyncResult`], and [`Imap`] and [`ImapUnordered`] as streams. Caller's side.
 //!
 //! An awaited call waits as a blocking one does ([`Shared::turn`]), without blocking: it drives
-//! a step of the engine that only looks ([`Driver::step_now`]), then sleeps until the reactor
+//! a step of the engine that only looks ([`Driver::step_now`](super::engine::Driver::step_now)), then sleeps until the reactor
 //! says a worker has news (the engine's epoll set of every worker's descriptors, which stays
 //! readable while any of them is), until a task's timeout or the pool's deadline falls (a
 //! tokio timer), or until another caller's step has news (its waker).
