@@ -28,7 +28,6 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use lambda_parallel::{lambda_parallel, Pool};
@@ -95,14 +94,19 @@ fn hash_password(password: String, salt: String, rounds: u32) -> String {
     })
 }
 
-/// Hashes every item on the pool and joins them all: each item's outcome, in order.
-fn hash_all(pool: &Pool, items: Vec<Item>, deadline: Instant) -> Response {
+/// Hashes every item on the pool and awaits them all: each item's outcome, in order.
+async fn hash_all(
+    pool: &Pool,
+    items: Vec<Item>,
+    deadline: Instant,
+) -> Result<Response, lambda_parallel::Error> {
     pool.set_deadline(Some(deadline));
     let inputs = items.iter().map(|item| {
         let salt = format!("lambda-parallel/{}", item.id);
         (item.password.clone(), salt, item.rounds)
     });
-    let outcomes = pool.starmap_each(hash_password, inputs);
+    // Awaited on the reactor: no thread waits while the workers hash.
+    let outcomes = pool.starmap_async(hash_password, inputs)?.each().await;
     pool.set_deadline(None);
     let mut response = Response::default();
     for (item, outcome) in items.into_iter().zip(outcomes) {
@@ -121,28 +125,25 @@ fn hash_all(pool: &Pool, items: Vec<Item>, deadline: Instant) -> Response {
             outcome,
         });
     }
-    response
+    Ok(response)
 }
 
-async fn handler(
-    pool: Arc<Pool>,
-    event: LambdaEvent<Batch>,
-) -> Result<Response, lambda_runtime::Error> {
+async fn handler(pool: Pool, event: LambdaEvent<Batch>) -> Result<Response, lambda_runtime::Error> {
     // Lambda sends the deadline as a wall-clock time; `cargo lambda watch` 1.9 sends one that is
     // long past (600000 ms after the epoch), so treat a past deadline as Lambda's longest timeout.
     let left = event.context.deadline().duration_since(SystemTime::now());
     let left = left.unwrap_or(Duration::from_secs(900));
     let deadline = Instant::now() + left.saturating_sub(MARGIN);
     let items = event.payload.items;
-    // Waiting for the pool blocks, so it runs on tokio's blocking pool, not on a runtime thread.
-    Ok(tokio::task::spawn_blocking(move || hash_all(&pool, items, deadline)).await?)
+    Ok(hash_all(&pool, items, deadline).await?)
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {
     // Before the runtime starts any thread: workers are forked from a single-threaded server.
     lambda_parallel::init()?;
     // One worker per CPU, kept for every invocation this environment serves.
-    let pool = Arc::new(Pool::builder().build()?);
+    // A `Pool` is a handle: each invocation gets a clone of it.
+    let pool = Pool::builder().build()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -25,6 +25,12 @@ use crate::sys;
 /// | the pipe carried a bad or truncated frame | [`is_bad_frame`](Error::is_bad_frame) |
 /// | the process or its pipe could not be created (`EAGAIN`, `EMFILE`, …) | [`is_spawn`](Error::is_spawn), [`io_error`](Error::io_error) |
 /// | a system call failed while waiting for it | [`io_error`](Error::io_error) |
+///
+/// [`kind`](Error::kind) gives the same answer as one [`Kind`] to `match` on.
+///
+/// `Display` is one clause about the worker; the operating system's error, where there is
+/// one, is the [`source`](std::error::Error::source), not repeated in the text, so that error
+/// reporters that print the chain (`anyhow`, `eyre`) print it once.
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -59,6 +65,70 @@ pub(crate) enum ErrorKind {
     /// A pool used in a forked copy of the process that built it.
     Foreign,
 }
+
+/// What kind of failure an [`Error`] is, from [`Error::kind`]: the predicates' answers as one
+/// value to `match` on. New kinds may be added, so a `match` needs a `_` arm.
+///
+/// ```
+/// use lambda_parallel::{Kind, Pool};
+///
+/// fn halve(x: u32) -> u32 {
+///     assert!(x % 2 == 0, "odd input {x}");
+///     x / 2
+/// }
+///
+/// # fn main() -> Result<(), lambda_parallel::Error> {
+/// let pool = Pool::new(1)?;
+/// for outcome in pool.map_each(halve, [2, 3]) {
+///     match outcome.map_err(|err| err.kind()) {
+///         Ok(half) => assert_eq!(half, 1),
+///         Err(Kind::Panic) => {}
+///         Err(other) => panic!("unexpected {other:?}"),
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// The worker panicked: [`Error::panic_message`], [`Error::panic_location`].
+    Panic,
+    /// A signal killed the worker (a crash, or a kill): [`Error::signal`].
+    Signal,
+    /// The worker exited without a result: [`Error::exit_code`].
+    Exit,
+    /// The task ran past its timeout, and its worker was killed.
+    Timeout,
+    /// The task did not finish before the pool's deadline ([`Pool::set_deadline`](crate::Pool::set_deadline)).
+    Deadline,
+    /// A value could not be encoded or decoded ([`Error::is_codec`]).
+    Codec,
+    /// The bytes from the worker were not a well-formed frame.
+    Frame,
+    /// The worker or its pipes could not be created (`EAGAIN`, `EMFILE`): [`Error::io_error`].
+    Spawn,
+    /// The task was submitted to a closed pool.
+    Closed,
+    /// The fork server ([`init`](crate::init)) is gone, or could not be started: no worker can
+    /// be forked.
+    ServerGone,
+    /// A system call failed while the caller waited for the worker: [`Error::io_error`].
+    Io,
+}
+
+/// The error inside the `io::Error` of a fork server that is gone, so that [`Error::kind`] can
+/// tell it from other failures to spawn.
+#[derive(Debug)]
+pub(crate) struct ServerGone;
+
+impl fmt::Display for ServerGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the fork server is gone")
+    }
+}
+
+impl std::error::Error for ServerGone {}
 
 /// A panic, as the worker reports it to its parent.
 #[derive(Debug, Serialize, Deserialize)]
@@ -131,6 +201,39 @@ impl Error {
     #[must_use]
     pub fn task_index(&self) -> Option<usize> {
         self.inner.task
+    }
+
+    /// What kind of failure this is, to `match` on; see [`Kind`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(1)?;
+    /// pool.close();
+    /// let err = pool.apply(|x: u32| x, (1,)).unwrap_err();
+    /// assert_eq!(err.kind(), lambda_parallel::Kind::Closed);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        match &self.inner.kind {
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) if is_server_gone(err) => Kind::ServerGone,
+            ErrorKind::Spawn(_) => Kind::Spawn,
+            ErrorKind::Init(_) => Kind::ServerGone,
+            // The wait for the worker failed (an exit status lost too), whatever the worker did.
+            ErrorKind::Io(_) | ErrorKind::ExitLost(_) => Kind::Io,
+            ErrorKind::Panic(_) => Kind::Panic,
+            ErrorKind::Signal(_) => Kind::Signal,
+            ErrorKind::Exit(_) => Kind::Exit,
+            ErrorKind::Timeout(_) => Kind::Timeout,
+            ErrorKind::Deadline => Kind::Deadline,
+            ErrorKind::Encode(_)
+            | ErrorKind::Decode(_)
+            | ErrorKind::EncodeArgs(_)
+            | ErrorKind::DecodeArgs(_) => Kind::Codec,
+            ErrorKind::Frame(_) => Kind::Frame,
+            ErrorKind::Closed | ErrorKind::Foreign => Kind::Closed,
+        }
     }
 
     /// The path of the worker function (`my_crate::hash_password`).
@@ -246,8 +349,15 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let worker = Worker(&self.inner);
         match &self.inner.kind {
-            ErrorKind::Spawn(err) => write!(f, "failed to spawn {worker}: {err}"),
-            ErrorKind::Io(err) => write!(f, "failed to wait for {worker}: {err}"),
+            // The `io::Error` is the source: reporters print it after this clause.
+            ErrorKind::Spawn(err) if is_server_gone(err) => {
+                write!(f, "failed to spawn {worker}: {ServerGone}")
+            }
+            ErrorKind::Io(err) if is_server_gone(err) => {
+                write!(f, "failed to wait for {worker}: {ServerGone}")
+            }
+            ErrorKind::Spawn(_) => write!(f, "failed to spawn {worker}"),
+            ErrorKind::Io(_) => write!(f, "failed to wait for {worker}"),
             ErrorKind::Panic(PanicReport {
                 message,
                 location: Some(location),
@@ -297,6 +407,24 @@ impl fmt::Display for Error {
     }
 }
 
+/// A copy of an `io::Error`, for each of the tasks it fails (`io::Error` is not `Clone`): the
+/// same kind and text, and the fork server's absence kept as such.
+pub(crate) fn copy_io_error(err: &io::Error) -> io::Error {
+    if is_server_gone(err) {
+        return io::Error::other(ServerGone);
+    }
+    match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(err.kind(), err.to_string()),
+    }
+}
+
+/// Whether a failure to spawn is the fork server's absence.
+fn is_server_gone(err: &io::Error) -> bool {
+    err.get_ref()
+        .is_some_and(<dyn std::error::Error + Send + Sync>::is::<ServerGone>)
+}
+
 /// "worker `name`", or "task 3 of worker `name`".
 struct Worker<'a>(&'a Inner);
 
@@ -322,6 +450,8 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.inner.kind {
+            // The fork server's absence is said in full by `Display`.
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) if is_server_gone(err) => None,
             ErrorKind::Spawn(err) | ErrorKind::Io(err) => Some(err),
             _ => None,
         }

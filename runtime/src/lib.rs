@@ -81,12 +81,20 @@
 //! With the `tokio` feature, a [`JoinHandle`] can be `.await`ed: the task waits on tokio's
 //! reactor for the worker's result, and no thread blocks. Dropping the future kills the worker,
 //! as dropping the handle does, so `tokio::time::timeout(limit, handle)` is the async
-//! `join_timeout`. A pool call is awaited with `Pool::unblock`, which runs it on tokio's
-//! blocking threads while the pool's workers do the work.
+//! `join_timeout`.
+//!
+//! So can a pool call: [`Pool::map_async`], [`Pool::starmap_async`] and [`Pool::apply_async`]
+//! return owned handles ([`MapResult`], [`AsyncResult`]) that are `IntoFuture`, `Send` and
+//! `'static`, so they can be `tokio::spawn`ed; `MapResult::each` awaits every outcome, and
+//! [`Imap`] and [`ImapUnordered`] are also `futures_core::Stream`s. An awaited call drives the
+//! pool a step at a time without sleeping, and between steps waits on the reactor, which watches
+//! the workers through one epoll set, so any number of calls can be awaited on one runtime
+//! thread, together with calls from other threads. Dropping the future cancels the call: its
+//! queued tasks are dropped, and those running finish and are discarded (a task timeout or a
+//! deadline kills them). A pool with no workers runs its tasks in the polling thread.
 //!
 //! ```
 //! use lambda_parallel::{lambda_parallel, Pool};
-//! use std::sync::Arc;
 //!
 //! #[lambda_parallel]
 //! fn square(x: u64) -> u64 {
@@ -94,17 +102,17 @@
 //! }
 //!
 //! # #[cfg(feature = "tokio")]
-//! async fn handler(pool: Arc<Pool>) -> Result<u64, lambda_parallel::Error> {
+//! async fn handler(pool: Pool) -> Result<u64, lambda_parallel::Error> {
 //!     let one = square::spawn(3)?.await?;
-//!     let many = pool.unblock(|pool| pool.map(square, 1..=3)).await?;
+//!     let many = pool.map_async(square, 1..=3)?.await?;
 //!     Ok(one + many.iter().sum::<u64>())
 //! }
 //!
 //! # #[cfg(feature = "tokio")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-//! let pool = Arc::new(Pool::new(2)?);
-//! assert_eq!(runtime.block_on(handler(pool))?, 9 + 14);
+//! let pool = Pool::new(2)?; // cheap to clone: one per handler invocation
+//! assert_eq!(runtime.block_on(handler(pool.clone()))?, 9 + 14);
 //! # Ok(())
 //! # }
 //! # #[cfg(not(feature = "tokio"))]
@@ -174,6 +182,9 @@
 //! worker prints it again; a worker's own output that does not end in a newline may be lost when
 //! the worker exits.
 
+// docs.rs marks the items behind the `tokio` feature (`doc_cfg` now includes `doc_auto_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // The modules, from the bottom up: each uses only those above it. `sys` and `codec` know the
 // operating system and the byte format of values; `wire` and `transport` are the byte streams
 // between the caller and a worker; `worker` is everything after the fork; `proc` and `server`
@@ -195,8 +206,10 @@ mod spawn;
 #[cfg(feature = "tokio")]
 mod tokio;
 
-pub use crate::error::{Error, PanicLocation};
+pub use crate::error::{Error, Kind, PanicLocation};
 pub use crate::func::{TaskFn, Wire};
+#[cfg(feature = "tokio")]
+pub use crate::pool::{ApplyFuture, EachFuture, MapFuture};
 pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};
 pub use crate::server::init;
 pub use crate::spawn::JoinHandle;

@@ -1,6 +1,6 @@
 //! Awaiting workers from tokio (the `tokio` feature): `handle.await` runs a [`JoinFuture`], which
-//! waits on the reactor, not on a thread. ([`Pool::unblock`](crate::Pool::unblock), which runs a
-//! pool call on tokio's blocking threads, is with the rest of `Pool`.)
+//! waits on the reactor, not on a thread. Caller's side. (Awaited pool calls are in
+//! `pool/awaiting.rs`, with the rest of the pool.)
 
 use std::fmt;
 use std::future::{Future, IntoFuture};

@@ -18,8 +18,9 @@ use lambda_parallel_tests::checks::{expect, report_to, watchdog, CapturedStdout,
 /// The lines the hammer threads printed.
 static HAMMERED: AtomicU64 = AtomicU64::new(0);
 
-/// How many `worker PID summed N values` lines the checks' tasks print, by `N`.
-const WORKER_LINES: [(usize, usize); 3] = [(500, 1_000), (100, 11), (10, 21)];
+/// How many `worker PID summed N values` lines the checks' tasks print, by `N`: the busy
+/// runtime's 1,000 tasks and ten one-off workers twice (blocking, then awaited), and the rest.
+const WORKER_LINES: [(usize, usize); 3] = [(500, 2_000), (100, 21), (10, 21)];
 
 #[lambda_parallel]
 fn checksum(seed: u64, len: u32) -> u64 {
@@ -63,7 +64,7 @@ fn main() {
     };
     lambda_parallel::init().expect("init runs first thing in main");
     watchdog("fork_server", Duration::from_secs(300));
-    let checks: [Check; 6] = [
+    let checks: [Check; 7] = [
         ("init twice is fine", init_twice),
         (
             "workers are not children of the caller",
@@ -74,6 +75,10 @@ fn main() {
             failures_are_reported,
         ),
         ("1,000 tasks under a busy tokio runtime", busy_tokio_runtime),
+        (
+            "1,000 awaited tasks under a busy tokio runtime",
+            busy_tokio_runtime_awaited,
+        ),
         ("awaited workers are served too", awaited_workers),
         ("nothing leaks", nothing_leaks),
     ];
@@ -177,6 +182,82 @@ fn busy_tokio_runtime() -> Result<(), String> {
         .worker_threads(4)
         .build()
         .map_err(|err| err.to_string())?;
+    hammered(|| {
+        let pool = Arc::new(Pool::new(2).map_err(|err| err.to_string())?);
+        runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for handler in 0..10_u64 {
+                let pool = pool.clone();
+                // Each "invocation" maps 100 tasks from a blocking section of an async handler.
+                tasks.push(tokio::task::spawn_blocking(move || {
+                    let inputs: Vec<(u64, u32)> =
+                        (0..100).map(|i| (handler * 100 + i, 500)).collect();
+                    let results = pool.starmap(checksum, inputs.clone())?;
+                    let one_off = checksum::spawn(handler, 100)?.join()?;
+                    Ok::<_, lambda_parallel::Error>((inputs, results, handler, one_off))
+                }));
+            }
+            let mut outcomes = Vec::new();
+            for task in tasks {
+                outcomes.push(task.await.map_err(|err| err.to_string())?);
+            }
+            check_handlers(outcomes)
+        })
+    })
+}
+
+/// The same 1,000 tasks, awaited: every call on the reactor, none on a blocking thread.
+fn busy_tokio_runtime_awaited() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    hammered(|| {
+        let pool = Pool::new(2).map_err(|err| err.to_string())?;
+        runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for handler in 0..10_u64 {
+                let pool = pool.clone();
+                tasks.push(tokio::spawn(async move {
+                    let inputs: Vec<(u64, u32)> =
+                        (0..100).map(|i| (handler * 100 + i, 500)).collect();
+                    let results = pool.starmap_async(checksum, inputs.clone())?.await?;
+                    let one_off = checksum::spawn(handler, 100)?.await?;
+                    Ok::<_, lambda_parallel::Error>((inputs, results, handler, one_off))
+                }));
+            }
+            let mut outcomes = Vec::new();
+            for task in tasks {
+                outcomes.push(task.await.map_err(|err| err.to_string())?);
+            }
+            check_handlers(outcomes)
+        })
+    })
+}
+
+type Handled = Result<(Vec<(u64, u32)>, Vec<u64>, u64, u64), lambda_parallel::Error>;
+
+/// Checks what each of the ten handlers computed: 1,000 tasks and ten one-off workers.
+fn check_handlers(outcomes: Vec<Handled>) -> Result<(), String> {
+    let mut checked = 0;
+    for outcome in outcomes {
+        let (inputs, results, handler, one_off) = outcome.map_err(|err| err.to_string())?;
+        for ((seed, len), result) in inputs.iter().zip(&results) {
+            expect(
+                *result == expected(*seed, *len),
+                format!("task {seed} wrong"),
+            )?;
+            checked += 1;
+        }
+        expect(one_off == expected(handler, 100), "one-off wrong")?;
+    }
+    expect(checked == 1_000, format!("{checked} results checked"))
+}
+
+/// Runs `body` while two threads hold stdout's lock and a shared mutex nearly all the time:
+/// a worker forked from this process at such a moment would inherit them locked.
+fn hammered(body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Mutex::new(0_u64));
     // Threads that hold stdout's lock and a shared mutex nearly all the time.
@@ -194,36 +275,7 @@ fn busy_tokio_runtime() -> Result<(), String> {
             })
         })
         .collect();
-    let pool = Arc::new(Pool::new(2).map_err(|err| err.to_string())?);
-    let result = runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for handler in 0..10_u64 {
-            let pool = pool.clone();
-            // Each "invocation" maps 100 tasks from a blocking section of an async handler.
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let inputs: Vec<(u64, u32)> = (0..100).map(|i| (handler * 100 + i, 500)).collect();
-                let results = pool.starmap(checksum, inputs.clone())?;
-                let one_off = checksum::spawn(handler, 100)?.join()?;
-                Ok::<_, lambda_parallel::Error>((inputs, results, handler, one_off))
-            }));
-        }
-        let mut checked = 0;
-        for task in tasks {
-            let (inputs, results, handler, one_off) = task
-                .await
-                .map_err(|err| err.to_string())?
-                .map_err(|err| err.to_string())?;
-            for ((seed, len), result) in inputs.iter().zip(&results) {
-                expect(
-                    *result == expected(*seed, *len),
-                    format!("task {seed} wrong"),
-                )?;
-                checked += 1;
-            }
-            expect(one_off == expected(handler, 100), "one-off wrong")?;
-        }
-        expect(checked == 1_000, format!("{checked} results checked"))
-    });
+    let result = body();
     stop.store(true, Ordering::Relaxed);
     for hammer in hammers {
         hammer.join().map_err(|_| "a hammer thread panicked")?;

@@ -13,8 +13,15 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+/// The error and its sources, as `anyhow` would print them: the error's own `Display` does
+/// not repeat its source's.
 fn names_the_call_and_the_kernel(err: &lambda_parallel::Error) -> Result<(), String> {
-    let text = err.to_string();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
     expect(
         text.contains("`pidfd_open`") && text.contains("Linux 5.3 or later"),
         text,

@@ -23,8 +23,9 @@ fn map_of_100_000_tasks_under_1024_open_files() {
     let squares = pool.map(square, 0..100_000).unwrap();
     assert!(squares.iter().zip(0_u64..).all(|(s, x)| *s == x * x));
     // While tasks stream through, the pool holds its workers' descriptors (both ends of the
-    // request pipe, the result pipe's read end and a pidfd) and nothing per task.
-    let bound = fds.len() + 4 * 4;
+    // request pipe, the result pipe's read end and a pidfd), the two ends of its bell (the pipe
+    // that wakes a caller asleep in `poll` when another submits), and nothing per task.
+    let bound = fds.len() + 4 * 4 + 2;
     for (i, square) in pool.imap(square, 0..100_000).enumerate() {
         assert_eq!(square.unwrap(), (i * i) as u64);
         if i % 10_000 == 0 {

@@ -1,6 +1,7 @@
-//! With the `tokio` feature, a worker is awaited without blocking a runtime thread, and a pool
-//! call is awaited through `Pool::unblock`.
+//! With the `tokio` feature, a worker and a pool call are awaited without blocking a runtime
+//! thread.
 
+use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -121,21 +122,21 @@ fn timeout_around_await_kills_the_worker() {
 #[test]
 fn join_future_is_send() {
     fn assert_send<T: Send + 'static>(_: &T) {}
-    let future = std::future::IntoFuture::into_future(square::spawn(2).unwrap());
+    let future = square::spawn(2).unwrap().into_future();
     assert_send(&future);
     assert_eq!(runtime().block_on(future).unwrap(), 4);
 }
 
 #[test]
-fn unblock_serves_concurrent_pool_calls() {
+fn awaited_map_calls_proceed_together() {
     const CALLS: u64 = 5;
     const TASKS: u64 = 200;
-    let pool = Arc::new(Pool::new(3).unwrap());
+    let pool = Pool::new(3).unwrap();
     let results = runtime().block_on(async {
         let calls: Vec<_> = (0..CALLS)
             .map(|call| {
                 let inputs: Vec<u64> = (call * TASKS..(call + 1) * TASKS).collect();
-                tokio::spawn(pool.unblock(move |pool| pool.map(square, inputs)))
+                tokio::spawn(pool.map_async(square, inputs).unwrap().into_future())
             })
             .collect();
         let mut results = Vec::new();
@@ -149,12 +150,13 @@ fn unblock_serves_concurrent_pool_calls() {
 }
 
 #[test]
-fn unblock_returns_every_outcome() {
-    let pool = Arc::new(Pool::new(2).unwrap());
-    let outcomes =
-        runtime().block_on(pool.unblock(|pool| {
-            pool.map_each(|x: u64| if x == 2 { panic!("two") } else { x }, [1, 2, 3])
-        }));
+fn awaited_map_each_returns_every_outcome() {
+    let pool = Pool::new(2).unwrap();
+    let each = pool
+        .map_async(|x: u64| if x == 2 { panic!("two") } else { x }, [1, 2, 3])
+        .unwrap()
+        .each();
+    let outcomes = runtime().block_on(each);
     assert_eq!(outcomes[0].as_ref().unwrap(), &1);
     assert_eq!(
         outcomes[1].as_ref().unwrap_err().panic_message(),
@@ -164,10 +166,28 @@ fn unblock_returns_every_outcome() {
 }
 
 #[test]
-fn unblock_resumes_a_panic_of_its_closure() {
-    let pool = Arc::new(Pool::new(1).unwrap());
+fn awaited_apply_and_starmap() {
+    let pool = Pool::new(2).unwrap();
     let runtime = runtime();
-    let task = runtime.spawn(pool.unblock(|_| -> u64 { panic!("in the closure") }));
-    let panic = runtime.block_on(task).unwrap_err().into_panic();
-    assert_eq!(panic.downcast_ref::<&str>(), Some(&"in the closure"));
+    let sum = runtime.block_on(
+        pool.apply_async(|a: u64, b: u64| a + b, (2, 3))
+            .unwrap()
+            .into_future(),
+    );
+    assert_eq!(sum.unwrap(), 5);
+    let products = pool
+        .starmap_async(|a: u64, b: u64| a * b, [(2, 3), (4, 5)])
+        .unwrap();
+    assert_eq!(runtime.block_on(products.into_future()).unwrap(), [6, 20]);
+}
+
+#[test]
+fn pool_futures_are_send_and_static() {
+    fn assert_send<T: Send + 'static>(_: &T) {}
+    let pool = Pool::new(1).unwrap();
+    let future = pool.map_async(square, [3]).unwrap().into_future();
+    // The pool handle may go: the future owns a share of the pool.
+    drop(pool);
+    assert_send(&future);
+    assert_eq!(runtime().block_on(future).unwrap(), [9]);
 }

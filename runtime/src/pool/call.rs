@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::time::Instant;
+use std::sync::Arc;
 
 use super::engine::Shared;
 use super::feed::{decode, Feed};
@@ -14,6 +14,10 @@ use crate::func::{self, TaskFn};
 
 /// Runs every input to an outcome, stopping early (after the running tasks) on the first
 /// failure if `fail_fast`: then the result holds only that failure.
+///
+/// The caller feeds its batches, takes its outcomes and decodes them with the state unlocked,
+/// and between times takes its [`turn`](Shared::turn): it drives a step, or sleeps while
+/// another caller does.
 pub(super) fn run<F, Args, R>(
     shared: &Shared,
     inputs: impl Iterator<Item = Args>,
@@ -25,13 +29,11 @@ where
     R: Wire,
 {
     let name = func::name::<F>();
-    let mut core = shared.lock();
-    if core.is_closed() {
-        drop(core);
-        return closed_outcomes(name, inputs, fail_fast);
-    }
     let hint = inputs.size_hint();
-    let mut feed = Feed::start::<F, R>(&mut core, inputs);
+    let mut feed = match Feed::start::<F, R>(shared, inputs, false, None) {
+        Ok(feed) => feed,
+        Err(inputs) => return closed_outcomes(name, inputs, fail_fast),
+    };
     let job = feed.job();
     // Room for every result at once (growing by doubling would copy them, and fault in
     // fresh pages, several times over); a hint beyond reason is not taken at its word.
@@ -39,12 +41,24 @@ where
     let mut arrived = VecDeque::new();
     let mut first_failure: Option<usize> = None;
     loop {
-        while (!fail_fast || first_failure.is_none()) && core.wants_more() && feed.feed(&mut core) {
+        let stopping = fail_fast && first_failure.is_some();
+        while !stopping && shared.wants_more(job) && feed.feed(shared) {}
+        let mut state = shared.state();
+        state.jobs.take_arrived(job, &mut arrived);
+        if stopping {
+            // Start nothing more; what runs finishes, so that no work goes on behind the
+            // caller's back.
+            feed.stop();
+            state.jobs.drop_queued(job);
         }
-        core.jobs.take_arrived(job, &mut arrived);
+        let done = feed.is_done() && state.jobs.outstanding(job) == 0;
+        let epoch = state.epoch();
+        drop(state);
+        let mut failed = false;
         for (index, outcome) in arrived.drain(..) {
             let result = decode(name, index, outcome);
             if result.is_err() && first_failure.is_none_or(|first| index < first) {
+                failed |= first_failure.is_none();
                 first_failure = Some(index);
             }
             if results.len() <= index {
@@ -52,19 +66,14 @@ where
             }
             results[index] = Some(result);
         }
-        if fail_fast && first_failure.is_some() {
-            // Start nothing more; what runs finishes, so that no work goes on behind the
-            // caller's back.
-            feed.stop();
-            core.jobs.drop_queued(job);
-        }
-        if feed.is_done() && core.jobs.outstanding(job) == 0 {
+        if done {
             break;
         }
-        core.drive(None);
+        if !(fail_fast && failed) {
+            shared.turn(epoch, None);
+        }
     }
-    core.cancel(job, false);
-    drop(core);
+    shared.cancel(job, false);
     match first_failure {
         Some(index) if fail_fast => match results.swap_remove(index) {
             Some(err) => vec![err],
@@ -76,37 +85,37 @@ where
 
 /// Submits every input, and returns a handle to the outcomes.
 pub(super) fn submit_all<F, Args, R>(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     inputs: impl Iterator<Item = Args>,
-) -> Result<MapResult<'_, R>, Error>
+) -> Result<MapResult<R>, Error>
 where
     F: TaskFn<Args, R>,
     Args: Wire,
     R: Wire,
 {
     let name = func::name::<F>();
-    let mut core = shared.lock();
-    if core.is_closed() {
+    let Ok(mut feed) = Feed::start::<F, R>(shared, inputs, false, None) else {
         return Err(Error::new(name, ErrorKind::Closed));
-    }
-    let mut feed = Feed::start::<F, R>(&mut core, inputs);
+    };
     let job = feed.job();
-    while feed.feed(&mut core) {}
+    while feed.feed(shared) {}
     if let Some(index) = feed.encode_failure {
-        core.cancel(job, false);
+        shared.cancel(job, false);
         let kind = ErrorKind::EncodeArgs(feed.encode_message.unwrap_or_default());
         return Err(Error::new(name, kind).with_task(index));
     }
-    // Hand the tasks to idle workers now, so that they run while the caller goes on.
-    core.drive(Some(Instant::now()));
-    let len = feed.next;
-    drop(core);
+    // Hand the tasks to idle workers now, so that they run while the caller goes on; unless
+    // another caller drives, who hands them out at once (the bell woke it).
+    if let Some(mut driver) = shared.try_drive() {
+        let epoch = shared.state().epoch();
+        driver.step_until(epoch, Some(std::time::Instant::now()));
+    }
     Ok(MapResult {
-        shared,
+        shared: Arc::clone(shared),
         job,
         name,
         results: Vec::new(),
-        len,
+        len: feed.next,
         _output: PhantomData,
     })
 }

@@ -2,16 +2,38 @@
 //! bytes between them. It knows tasks only as encoded arguments and outcome frames; the typed
 //! layer (`feed.rs`, `call.rs`, `handles.rs`) encodes and decodes.
 //!
-//! There is no background thread: whoever waits for an outcome drives the engine (`drive`), so
-//! the process gains no thread of ours, and every fork happens on a thread of the caller's.
+//! There is no background thread: whoever waits for an outcome drives the engine, one step at
+//! a time ([`Driver::step`]), so the process gains no thread of ours, and every fork happens on
+//! a thread of the caller's.
+//!
+//! # Locks
+//!
+//! Two of them, taken in this order. The *engine* (the workers) is held by the one caller that
+//! drives, for one step: hand queued batches to workers, write requests, wait in `poll` until a
+//! worker has news, read it. The *state* (the books: every call's queued batches and outcomes,
+//! the deadline) is held for a few microseconds at a time: to submit a batch, take outcomes,
+//! or record what a step read. So `workers()`, `set_deadline()` and submitting never wait for
+//! a task, and no caller waits for another's whole call: a waiter that finds the engine taken
+//! sleeps until the step ends (on a condvar, or, for an awaited call, with its waker), takes
+//! its outcomes, and drives the next step itself if nobody else does.
+//!
+//! A driver asleep in `poll` also watches a *bell* (a pipe): whoever queues work, sets a
+//! deadline or dooms a job while it sleeps writes a byte there, so the new work goes out at
+//! once rather than at the driver's next outcome.
+//!
+//! Fairness: batches go to workers round robin between the calls that have any queued
+//! ([`Jobs::pop_queued`]), so concurrent calls share the workers batch by batch.
 
 use std::io;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::jobs::{Batch, JobId, Jobs, Outcome};
 use super::slot::{linger, Slot};
 use crate::error::ErrorKind;
+use crate::proc::held::Kept;
 use crate::sys;
 use crate::transport::ring::{self, LINGER};
 use crate::wire::frame::{FrameReader, Payload};
@@ -28,169 +50,540 @@ pub(crate) struct Settings {
     pub(crate) chunk_size: Option<usize>,
 }
 
-/// The engine behind its lock, as a pool and the handles of its calls share it.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    core: Mutex<Core>,
-}
-
-impl Shared {
-    pub(crate) fn new(settings: Settings) -> io::Result<Shared> {
-        Ok(Shared {
-            core: Mutex::new(Core::new(settings)?),
-        })
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
-        // The engine keeps its own state consistent between calls, so a panic elsewhere while
-        // the lock was held (in a user's `Serialize`, say) leaves nothing half-changed.
-        self.core.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
 /// the parent between two batches.
 const BATCHES_PER_WORKER: usize = 2;
 
-/// The engine. See the module documentation.
+/// The engine and its books, as a pool and the handles of its calls share them.
 #[derive(Debug)]
-pub(crate) struct Core {
+pub(crate) struct Shared {
     settings: Settings,
-    /// A deadline for all work in the pool: tasks still running then are killed.
-    deadline: Option<Instant>,
-    slots: Vec<Slot>,
-    /// Every call's tasks and outcomes, and the queue of batches not yet handed out.
-    pub(crate) jobs: Jobs,
-    closed: bool,
-    /// Scratch space for `poll`.
-    ready: Vec<bool>,
-    /// Whether outcomes have lately come within [`LINGER`] of a wait: then the next wait spins
-    /// for that long before it sleeps. Never on a single CPU, where the spin would only keep
-    /// the worker it waits for from running.
-    lingering: bool,
+    state: Mutex<State>,
+    engine: Mutex<Engine>,
+    /// Where blocking waiters that do not drive sleep until a step ends.
+    stepped: Condvar,
+    /// Keeps the bell out of every worker (before `bell`: it must go first).
+    _bell_kept: Kept,
+    /// The bell's read end, which a sleeping driver polls, and its write end.
+    bell: (OwnedFd, OwnedFd),
 }
 
-impl Core {
-    pub(crate) fn new(settings: Settings) -> io::Result<Core> {
-        // Inline mode (no workers) catches panics too, and needs the hook for their location.
-        worker::install_panic_hook();
-        // Worked out before the workers fork, so that they inherit the answer.
-        ring::may_spin();
-        let mut core = Core {
-            settings,
-            deadline: None,
-            slots: Vec::new(),
-            jobs: Jobs::default(),
-            closed: false,
-            ready: Vec::new(),
-            lingering: false,
-        };
-        while core.slots.len() < core.settings.workers {
-            core.add_worker()?;
-        }
-        Ok(core)
-    }
+/// The books, behind the short lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Every call's tasks and outcomes, and the queue of batches not yet handed out.
+    pub(crate) jobs: Jobs,
+    /// A deadline for all work in the pool: tasks still running then are killed.
+    deadline: Option<Instant>,
+    closed: bool,
+    /// Set by `terminate`: no worker is started again.
+    terminated: bool,
+    pids: Vec<u32>,
+    /// Workers holding a batch, as of the last step.
+    busy: usize,
+    /// Counts the ends of steps: a waiter sleeps until it moves.
+    epoch: u64,
+    /// Blocking waiters asleep on `stepped`.
+    parked: usize,
+    /// Awaited calls to wake when a step has news.
+    wakers: Vec<Waker>,
+    /// A driver sleeps in `poll`, listening for the bell.
+    listening: bool,
+    /// Jobs whose running tasks the next step kills.
+    doomed: Vec<JobId>,
+}
 
-    pub(crate) fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
-    }
-
-    pub(crate) fn close(&mut self) {
-        self.closed = true;
+impl State {
+    /// Counts the ends of steps; see [`Shared::turn`].
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 
-    /// The pids of the live workers.
+    /// Whether a caller feeding job `id` from an iterator should submit more before it waits:
+    /// true while it has fewer batches queued than the workers can take at once.
+    pub(crate) fn wants_more(&self, id: JobId, workers: usize) -> bool {
+        self.jobs.queued_of(id) < BATCHES_PER_WORKER * workers.max(1)
+    }
+
+    /// Registers an awaited call's waker, to be woken when a step has news, unless a step has
+    /// ended since the caller saw `epoch` (then it should look again); whether it was
+    /// registered.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn park_waker(&mut self, epoch: u64, waker: &Waker) -> bool {
+        if self.epoch != epoch {
+            return false;
+        }
+        if !self.wakers.iter().any(|known| known.will_wake(waker)) {
+            self.wakers.push(waker.clone());
+        }
+        true
+    }
+}
+
+/// The workers, behind the lock a driver holds.
+#[derive(Debug)]
+struct Engine {
+    slots: Vec<Slot>,
+    /// Scratch space for `poll`.
+    ready: Vec<bool>,
+    /// Whether outcomes have lately come within [`LINGER`] of a wait: then the next wait spins
+    /// for that long before it sleeps. Never on a single CPU, where the spin would only keep
+    /// the worker it waits for from running.
+    lingering: bool,
+    /// Keeps the epoll set out of every worker (before `watch`: it must go first).
+    #[cfg(feature = "tokio")]
+    watch_kept: Option<Kept>,
+    /// The epoll set that awaited calls watch, once one has asked.
+    #[cfg(feature = "tokio")]
+    watch: Option<sys::Watch>,
+}
+
+impl Shared {
+    pub(crate) fn new(settings: Settings) -> io::Result<Shared> {
+        // Inline mode (no workers) catches panics too, and needs the hook for their location.
+        worker::install_panic_hook();
+        // Worked out before the workers fork, so that they inherit the answer.
+        ring::may_spin();
+        let bell = sys::pipe()?;
+        sys::set_nonblocking(bell.0.as_fd())?;
+        sys::set_nonblocking(bell.1.as_fd())?;
+        let shared = Shared {
+            settings,
+            state: Mutex::new(State {
+                jobs: Jobs::default(),
+                deadline: None,
+                closed: false,
+                terminated: false,
+                pids: Vec::new(),
+                busy: 0,
+                epoch: 0,
+                parked: 0,
+                wakers: Vec::new(),
+                listening: false,
+                doomed: Vec::new(),
+            }),
+            engine: Mutex::new(Engine {
+                slots: Vec::new(),
+                ready: Vec::new(),
+                lingering: false,
+                #[cfg(feature = "tokio")]
+                watch_kept: None,
+                #[cfg(feature = "tokio")]
+                watch: None,
+            }),
+            stepped: Condvar::new(),
+            _bell_kept: Kept::new(&[bell.0.as_raw_fd(), bell.1.as_raw_fd()]),
+            bell,
+        };
+        {
+            let mut engine = shared.engine();
+            while engine.slots.len() < shared.settings.workers {
+                engine.add_worker()?;
+            }
+            shared.state().pids = engine.pids();
+        }
+        Ok(shared)
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The books. Held for microseconds: never across a wait, an encode of more than a batch,
+    /// or a decode.
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // The books are kept consistent between calls, so a panic elsewhere while the lock was
+        // held (in a user's `Serialize`, say) leaves nothing half-changed.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Rings the bell if a driver sleeps, so that what was just queued goes out now. Called
+    /// with the state lock held, which orders it with the driver's `listening`.
+    pub(crate) fn nudge(&self, state: &State) {
+        if state.listening {
+            // A full pipe has rung already.
+            let _ = sys::write_some(self.bell.1.as_fd(), &[1]);
+        }
+    }
+
+    /// Whether a caller feeding job `id` from an iterator should submit more before it waits.
+    pub(crate) fn wants_more(&self, id: JobId) -> bool {
+        self.state().wants_more(id, self.settings.workers)
+    }
+
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        let mut state = self.state();
+        state.deadline = deadline;
+        self.nudge(&state);
+    }
+
+    pub(crate) fn close(&self) {
+        self.state().closed = true;
+    }
+
     pub(crate) fn pids(&self) -> Vec<u32> {
+        self.state().pids.clone()
+    }
+
+    /// Forgets a job: its queued tasks are dropped, and outcomes still to come are discarded.
+    /// With `kill_running`, workers running one of its tasks are killed (and replaced) by the
+    /// next step, driven here if nobody else drives; otherwise those tasks finish first.
+    pub(crate) fn cancel(&self, id: JobId, kill_running: bool) {
+        let mut state = self.state();
+        state.jobs.remove(id);
+        if !kill_running {
+            return;
+        }
+        state.doomed.push(id);
+        self.nudge(&state);
+        let epoch = state.epoch;
+        drop(state);
+        if let Some(mut driver) = self.try_drive() {
+            driver.step_until(epoch, Some(Instant::now()));
+        }
+    }
+
+    /// The engine, if nobody drives it now.
+    pub(crate) fn try_drive(&self) -> Option<Driver<'_>> {
+        let engine = match self.engine.try_lock() {
+            Ok(engine) => engine,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(Driver {
+            shared: self,
+            engine: Some(engine),
+            wake_all: false,
+        })
+    }
+
+    /// One turn of a blocking waiter that saw `epoch` when it last took its outcomes: drives a
+    /// step if nobody else does, or else sleeps until the current step ends, or `until`.
+    pub(crate) fn turn(&self, epoch: u64, until: Option<Instant>) {
+        if let Some(mut driver) = self.try_drive() {
+            driver.step_until(epoch, until);
+            return;
+        }
+        let mut state = self.state();
+        state.parked += 1;
+        while state.epoch == epoch {
+            state = match until {
+                None => self
+                    .stepped
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.stepped
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+        state.parked -= 1;
+    }
+
+    /// Drives until no task is queued or running.
+    pub(crate) fn finish(&self) {
+        loop {
+            let state = self.state();
+            if state.jobs.queued() == 0 && state.busy == 0 {
+                return;
+            }
+            let epoch = state.epoch;
+            drop(state);
+            self.turn(epoch, None);
+        }
+    }
+
+    /// Kills every worker at once and starts no other; queued and running tasks fail as
+    /// closed. Outcomes that have arrived stay for their callers.
+    pub(crate) fn terminate(&self) {
+        {
+            let mut state = self.state();
+            state.closed = true;
+            state.terminated = true;
+            // A driver asleep in `poll` lets go of the engine.
+            self.nudge(&state);
+        }
+        let mut driver = Driver {
+            shared: self,
+            engine: Some(self.engine()),
+            wake_all: true,
+        };
+        let engine = driver.engine_mut();
+        let mut state = self.state();
+        state.jobs.fail_queued(|| ErrorKind::Closed);
+        for slot in &engine.slots {
+            let mut done = slot.done;
+            for batch in &slot.batches {
+                for index in batch.indices().skip(done) {
+                    state
+                        .jobs
+                        .deliver(batch.job, index, Outcome::failed(ErrorKind::Closed));
+                }
+                done = 0;
+            }
+        }
+        state.pids.clear();
+        state.busy = 0;
+        drop(state);
+        engine.terminate();
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let engine = self
+            .engine
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        engine.terminate();
+    }
+}
+
+/// What a non-blocking step ([`Driver::step_now`]) found.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) struct Stepped {
+    /// Outcomes are waiting already: step again rather than wait.
+    pub(crate) again: bool,
+    /// When the next task timeout or the deadline falls, which a timer must wake the caller
+    /// for.
+    pub(crate) expiry: Option<Instant>,
+}
+
+/// The right to drive the engine, held for one step. Letting go of it ends the step: the
+/// epoch moves, and the waiters that may have news wake.
+#[derive(Debug)]
+pub(crate) struct Driver<'a> {
+    shared: &'a Shared,
+    engine: Option<MutexGuard<'a, Engine>>,
+    /// Wake every awaited call when letting go, for news or so that one drives next.
+    wake_all: bool,
+}
+
+impl Driver<'_> {
+    fn engine_mut(&mut self) -> &mut Engine {
+        match &mut self.engine {
+            Some(engine) => engine,
+            None => unreachable!("the engine is held until the driver is dropped"),
+        }
+    }
+
+    /// A step that may sleep until a worker has news, the bell rings, or `until`, unless a step
+    /// has ended since the caller saw `epoch` (it should look at its outcomes first).
+    pub(crate) fn step_until(&mut self, epoch: u64, until: Option<Instant>) {
+        if self.shared.state().epoch != epoch {
+            return;
+        }
+        // A blocking driver wakes the awaited calls when it lets go: they may drive next.
+        self.wake_all = true;
+        self.step(Wait::Until(until));
+    }
+
+    /// A step that does not sleep, and that leaves the workers' bells asked for, so that the
+    /// reactor hears of the next outcome ([`Driver::watch`]).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn step_now(&mut self) -> Stepped {
+        let news = self.step(Wait::Now);
+        self.wake_all |= news;
+        let shared = self.shared;
+        let engine = self.engine_mut();
+        let mut again = false;
+        for slot in &mut engine.slots {
+            again |= slot.sleep();
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(watch) = &engine.watch {
+            // A worker whose requests wait for room in its pipe is watched until it has some;
+            // should that fail, the next outcome wakes the reactor anyway.
+            for slot in &engine.slots {
+                if let Some(requests) = slot.pending_requests() {
+                    let _ = watch.arm_write(requests);
+                }
+            }
+        }
+        let state = shared.state();
+        let queued = state.jobs.queued() > 0;
+        let expiry = engine.next_expiry(state.deadline, queued, &shared.settings);
+        Stepped { again, expiry }
+    }
+
+    /// One step: hands queued batches to workers, writes requests, waits for news, reads it,
+    /// replaces dead or stuck workers. Whether any task's outcome arrived.
+    fn step(&mut self, wait: Wait) -> bool {
+        let shared = self.shared;
+        let engine = self.engine_mut();
+        if shared.settings.workers == 0 {
+            return Engine::run_inline(shared);
+        }
+        if engine
+            .slots
+            .first()
+            .is_some_and(|slot| !slot.child.is_ours())
+        {
+            // A forked copy of the pool's process: the workers are the parent's. Every task
+            // fails, rather than one of theirs run here or this call wait for ever.
+            engine.disown(&mut shared.state().jobs);
+            return true;
+        }
+        engine.replenish(shared);
+        let (deadline, queued) = {
+            let mut state = shared.state();
+            for id in std::mem::take(&mut state.doomed) {
+                engine.kill_job(id, &mut state.jobs);
+            }
+            let deadline = state.deadline;
+            engine.dispatch(&mut state.jobs, deadline, &shared.settings);
+            state.busy = engine.busy();
+            state.listening = matches!(wait, Wait::Until(_));
+            (state.deadline, state.jobs.queued() > 0)
+        };
+        let expiry = engine.next_expiry(deadline, queued, &shared.settings);
+        engine.wait(shared, wait, expiry);
+        let news = {
+            let mut state = shared.state();
+            state.listening = false;
+            let before = state.jobs.visits();
+            engine.read(&mut state.jobs);
+            engine.expire(&mut state.jobs, deadline, &shared.settings);
+            engine.retire(&mut state.jobs, &shared.settings);
+            state.busy = engine.busy();
+            state.pids = engine.pids();
+            state.jobs.visits() != before
+        };
+        // Replace at once the workers that just ended, so that the pool is whole between calls.
+        engine.replenish(shared);
+        news
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Driver<'_> {
+    /// The epoll set of every worker's descriptors, made on first use and kept in step with the
+    /// workers from then on: readable when a worker has news. Watch a duplicate of it.
+    pub(crate) fn watch(&mut self) -> io::Result<OwnedFd> {
+        let engine = self.engine_mut();
+        if engine.watch.is_none() {
+            let watch = sys::Watch::new()?;
+            for slot in &engine.slots {
+                for fd in slot.watched() {
+                    watch.add(fd)?;
+                }
+            }
+            engine.watch_kept = Some(Kept::new(&[watch.fd().as_raw_fd()]));
+            engine.watch = Some(watch);
+        }
+        let Some(watch) = &engine.watch else {
+            unreachable!("made above")
+        };
+        for slot in &engine.slots {
+            if let Some(requests) = slot.pending_requests() {
+                watch.arm_write(requests)?;
+            }
+        }
+        watch.fd().try_clone_to_owned()
+    }
+}
+
+impl Drop for Driver<'_> {
+    fn drop(&mut self) {
+        // The engine first, so that whoever wakes can drive.
+        drop(self.engine.take());
+        let mut state = self.shared.state();
+        state.epoch += 1;
+        let wakers = if self.wake_all {
+            std::mem::take(&mut state.wakers)
+        } else {
+            Vec::new()
+        };
+        if state.parked > 0 {
+            self.shared.stepped.notify_all();
+        }
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// How a step waits for the workers.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    /// Sleeps in `poll` until news, the bell, or the instant (none: no limit).
+    Until(Option<Instant>),
+    /// Looks, and does not sleep.
+    Now,
+}
+
+impl Engine {
+    /// The pids of the live workers.
+    fn pids(&self) -> Vec<u32> {
         self.slots
             .iter()
             .map(|slot| slot.child.pid.as_u32())
             .collect()
     }
 
+    fn busy(&self) -> usize {
+        self.slots.iter().filter(|slot| !slot.idle()).count()
+    }
+
+    /// In a forked copy of the pool's process, fails every task, queued or held by a worker,
+    /// with [`ErrorKind::Foreign`]; the workers are left to the process that made them.
+    fn disown(&mut self, jobs: &mut Jobs) {
+        jobs.fail_queued(|| ErrorKind::Foreign);
+        for slot in &mut self.slots {
+            let done = std::mem::take(&mut slot.done);
+            for (n, batch) in slot.batches.drain(..).enumerate() {
+                let skip = if n == 0 { done } else { 0 };
+                for index in batch.indices().skip(skip) {
+                    jobs.deliver(batch.job, index, Outcome::failed(ErrorKind::Foreign));
+                }
+            }
+        }
+    }
+
     fn add_worker(&mut self) -> io::Result<()> {
-        self.slots.push(Slot::spawn()?);
+        // The new worker holds none of the other workers' descriptors, nor the bell or the
+        // epoll set: `proc::held` lists them all, and every fork closes what it lists.
+        let slot = Slot::spawn()?;
+        #[cfg(feature = "tokio")]
+        if let Some(watch) = &self.watch {
+            for fd in slot.watched() {
+                watch.add(fd)?;
+            }
+        }
+        self.slots.push(slot);
         Ok(())
     }
 
-    /// Whether a caller feeding tasks from an iterator should submit more before it waits: true
-    /// while fewer batches are queued than the workers can take at once.
-    pub(crate) fn wants_more(&self) -> bool {
-        self.jobs.queued() < BATCHES_PER_WORKER * self.settings.workers.max(1)
-    }
-
-    /// Drives until no task is queued or running.
-    pub(crate) fn finish(&mut self) {
-        while self.jobs.queued() > 0 || self.slots.iter().any(|slot| !slot.idle()) {
-            self.drive(None);
-        }
-    }
-
-    /// Forgets a job: its queued tasks are dropped, and outcomes still to come are discarded.
-    /// With `kill_running`, workers running one of its tasks are killed (and replaced);
-    /// otherwise those tasks finish first.
-    pub(crate) fn cancel(&mut self, id: JobId, kill_running: bool) {
-        self.jobs.remove(id);
-        if kill_running {
-            for i in (0..self.slots.len()).rev() {
-                if self.slots[i]
-                    .batches
-                    .front()
-                    .is_some_and(|batch| batch.job == id)
-                {
-                    // The job is gone: the error given to its killed task is discarded.
-                    self.remove_slot(i, |slot| slot.stuck(ErrorKind::Deadline));
-                }
-            }
-        }
-    }
-
-    /// Moves work along until something happens or `until` passes: hands queued batches to
-    /// workers, writes requests, reads outcomes, replaces dead or stuck workers.
-    pub(crate) fn drive(&mut self, until: Option<Instant>) {
-        if self.slots.first().is_some_and(|slot| !slot.child.is_ours()) {
-            // A forked copy of the pool's process: the workers are the parent's. Every task
-            // fails, rather than one of theirs run here or this call wait for ever.
-            self.jobs.fail_queued(|| ErrorKind::Foreign);
-            for slot in &mut self.slots {
-                let done = std::mem::take(&mut slot.done);
-                for (n, batch) in slot.batches.drain(..).enumerate() {
-                    let skip = if n == 0 { done } else { 0 };
-                    for index in batch.indices().skip(skip) {
-                        let failed = Outcome::failed(ErrorKind::Foreign);
-                        self.jobs.deliver(batch.job, index, failed);
-                    }
-                }
-            }
-            return;
-        }
-        if self.settings.workers == 0 {
-            self.run_inline();
-            return;
-        }
-        self.replenish();
-        self.dispatch();
-        self.wait(until);
-        self.expire();
-        self.retire();
-        // Replace at once the workers that just ended, so that the pool is whole between calls.
-        self.replenish();
-    }
-
-    /// With no workers, runs every queued batch here, in the caller's thread.
-    fn run_inline(&mut self) {
-        while let Some(batch) = self.jobs.pop_queued() {
+    /// With no workers, runs every queued batch here, in the caller's thread, with the state
+    /// unlocked while a batch runs.
+    fn run_inline(shared: &Shared) -> bool {
+        let mut news = false;
+        loop {
+            let Some(batch) = shared.state().jobs.pop_queued() else {
+                return news;
+            };
             let mut out = Vec::new();
             // Writing to a `Vec` cannot fail.
             let _ = (batch.entry)(&batch.args, &mut out);
             let mut reader = FrameReader::<Status>::from_bytes(out);
+            let mut state = shared.state();
             for index in batch.indices() {
                 let outcome = match reader.frame() {
                     Ok(Some((status, payload))) => {
@@ -199,36 +592,54 @@ impl Core {
                     _ => Outcome::failed(ErrorKind::Frame("missing outcome".into())),
                 };
                 reader.consume();
-                self.jobs.deliver(batch.job, index, outcome);
+                state.jobs.deliver(batch.job, index, outcome);
             }
+            news = true;
         }
     }
 
     /// Starts workers until there are as many as configured. When none can be started and none
     /// is left, queued tasks fail with the reason rather than wait for ever.
-    fn replenish(&mut self) {
-        while self.slots.len() < self.settings.workers {
+    fn replenish(&mut self, shared: &Shared) {
+        if self.slots.len() >= shared.settings.workers || shared.state().terminated {
+            return;
+        }
+        while self.slots.len() < shared.settings.workers {
             let Err(err) = self.add_worker() else {
                 continue;
             };
             if self.slots.is_empty() {
-                self.jobs
-                    .fail_queued(|| ErrorKind::Spawn(io::Error::new(err.kind(), err.to_string())));
+                let mut state = shared.state();
+                state
+                    .jobs
+                    .fail_queued(|| ErrorKind::Spawn(crate::error::copy_io_error(&err)));
             }
-            return;
+            break;
+        }
+        shared.state().pids = self.pids();
+    }
+
+    /// Kills the workers running a task of job `id`, which is gone; they are replaced.
+    fn kill_job(&mut self, id: JobId, jobs: &mut Jobs) {
+        for i in (0..self.slots.len()).rev() {
+            if self.slots[i]
+                .batches
+                .front()
+                .is_some_and(|batch| batch.job == id)
+            {
+                // The job is gone: the error given to its killed task is discarded.
+                self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Deadline));
+            }
         }
     }
 
     /// Hands queued batches to workers with room, as far as recycling allows.
-    fn dispatch(&mut self) {
-        if self
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
+    fn dispatch(&mut self, jobs: &mut Jobs, deadline: Option<Instant>, settings: &Settings) {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             // Past the deadline, queued tasks fail (in `expire`) rather than start to be killed.
             return;
         }
-        let limit = self.settings.max_tasks_per_worker;
+        let limit = settings.max_tasks_per_worker;
         // Each worker gets one batch before any gets a second: a call with as many tasks as
         // there are workers runs them all at once, not two after one another on one worker.
         for depth in 1..=BATCHES_PER_WORKER {
@@ -239,11 +650,11 @@ impl Core {
                     if budget == 0 {
                         break;
                     }
-                    let Some(mut batch) = self.jobs.pop_queued() else {
+                    let Some(mut batch) = jobs.pop_queued() else {
                         return;
                     };
                     if let Some(rest) = batch.split_off(budget) {
-                        self.jobs.requeue(rest);
+                        jobs.requeue(rest);
                     }
                     slot.assign(batch);
                 }
@@ -252,16 +663,22 @@ impl Core {
     }
 
     /// When the next task timeout or the pool's deadline falls, if either applies.
-    fn next_expiry(&self) -> Option<Instant> {
+    fn next_expiry(
+        &self,
+        deadline: Option<Instant>,
+        queued: bool,
+        settings: &Settings,
+    ) -> Option<Instant> {
         let busy = self.slots.iter().filter(|slot| !slot.idle());
-        let timeouts = busy.filter_map(|slot| Some(slot.started + self.settings.task_timeout?));
-        let working = self.jobs.queued() > 0 || self.slots.iter().any(|slot| !slot.idle());
-        let deadline = self.deadline.filter(|_| working);
-        timeouts.chain(deadline).min()
+        let timeouts = busy.filter_map(|slot| Some(slot.started + settings.task_timeout?));
+        let working = queued || self.slots.iter().any(|slot| !slot.idle());
+        timeouts.chain(deadline.filter(|_| working)).min()
     }
 
-    /// Writes requests, waits for the workers, then reads what they sent and buries the dead.
-    fn wait(&mut self, until: Option<Instant>) {
+    /// Writes requests, then waits for the workers (or only looks, for [`Wait::Now`]), with
+    /// the state unlocked. What the wait saw is in `ready`, for [`Engine::read`].
+    fn wait(&mut self, shared: &Shared, wait: Wait, expiry: Option<Instant>) {
+        self.ready.clear();
         if self.slots.is_empty() {
             // No worker to wait for: none could be started (the fork server is gone, say), and
             // `replenish` has failed the queued tasks. A `poll` of nothing would sleep for ever.
@@ -270,47 +687,71 @@ impl Core {
         for slot in &mut self.slots {
             slot.write();
         }
-        let wake = match (until, self.next_expiry()) {
+        let busy = self.slots.iter().any(|slot| !slot.idle());
+        let until = match wait {
+            Wait::Until(until) => until,
+            Wait::Now => Some(Instant::now()),
+        };
+        let wake = match (until, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let mut timeout = wake.map(|wake| wake.saturating_duration_since(Instant::now()));
-        let busy = self.slots.iter().any(|slot| !slot.idle());
-        if self.lingering && busy {
-            self.lingering = linger(&mut self.slots, LINGER);
-        }
-        // Ask every ring for a bell, and sleep only if none has news already.
+        let sleeping = matches!(wait, Wait::Until(_)) && timeout != Some(Duration::ZERO);
         let mut waiting = false;
-        for slot in &mut self.slots {
-            waiting |= slot.sleep();
+        if sleeping {
+            if self.lingering && busy {
+                self.lingering = linger(&mut self.slots, LINGER);
+            }
+            // Ask every ring for a bell, and sleep only if none has news already.
+            for slot in &mut self.slots {
+                waiting |= slot.sleep();
+            }
+            if waiting {
+                timeout = Some(Duration::ZERO);
+            }
         }
-        if waiting {
-            timeout = Some(Duration::ZERO);
-        }
-        let fds: Vec<_> = self.slots.iter().flat_map(Slot::poll_fds).collect();
+        let mut fds: Vec<_> = self.slots.iter().flat_map(Slot::poll_fds).collect();
+        fds.push((shared.bell.0.as_fd(), sys::Interest::Read));
         let mut ready = std::mem::take(&mut self.ready);
         let slept = Instant::now();
         let polled = sys::poll_many(&fds, timeout, &mut ready);
-        if !waiting && busy && ready.contains(&true) {
+        let news = ready
+            .split_last()
+            .is_some_and(|(_, slots)| slots.contains(&true));
+        if sleeping && !waiting && busy && news {
             self.lingering = slept.elapsed() < LINGER && ring::may_spin();
         }
         drop(fds);
-        for slot in &self.slots {
-            slot.wake();
+        if sleeping {
+            for slot in &self.slots {
+                slot.wake();
+            }
         }
         if polled.is_err() {
-            // Only ENOMEM; the next call tries again.
-            self.ready = ready;
-            return;
+            // Only ENOMEM; the next step tries again (the rings are still read).
+            ready.clear();
+        } else if ready.last() == Some(&true) {
+            let mut drained = Vec::new();
+            while sys::read_appending(shared.bell.0.as_fd(), &mut drained, 64).is_ok_and(|n| n > 0)
+            {
+                drained.clear();
+            }
         }
+        self.ready = ready;
+    }
+
+    /// Reads what the workers sent, as the last wait saw it, and buries the dead.
+    fn read(&mut self, jobs: &mut Jobs) {
         let mut dead = Vec::new();
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let (readable, ended, writable) = (ready[3 * i], ready[3 * i + 1], ready[3 * i + 2]);
+            let seen = |at: usize| self.ready.get(3 * i + at).copied().unwrap_or(false);
+            let (readable, ended, writable) = (seen(0), seen(1), seen(2));
             if writable {
                 slot.write();
             }
             // The ring is read every time: what it holds raises no descriptor.
-            if let Err(err) = slot.read(&mut self.jobs, readable || ended) {
+            if let Err(err) = slot.read(jobs, readable || ended) {
                 dead.push((i, Some(err)));
                 continue;
             }
@@ -318,78 +759,82 @@ impl Core {
                 dead.push((i, None));
             }
         }
-        self.ready = ready;
         for (i, bad_frame) in dead.into_iter().rev() {
             match bad_frame {
-                None => self.remove_slot(i, Slot::crash),
-                Some(err) => self.remove_slot(i, |slot| slot.stuck(ErrorKind::Frame(err))),
+                None => self.remove_slot(i, jobs, Slot::crash),
+                Some(err) => self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Frame(err))),
             }
         }
     }
 
     /// Kills workers whose task ran past its timeout, or past the pool's deadline, and fails
     /// queued tasks once the deadline has passed.
-    fn expire(&mut self) {
+    fn expire(&mut self, jobs: &mut Jobs, deadline: Option<Instant>, settings: &Settings) {
         let now = Instant::now();
-        let past_deadline = self.deadline.is_some_and(|deadline| now >= deadline);
+        let past_deadline = deadline.is_some_and(|deadline| now >= deadline);
         for i in (0..self.slots.len()).rev() {
             let slot = &self.slots[i];
             if slot.idle() {
                 continue;
             }
             let ran = now.saturating_duration_since(slot.started);
-            match self.settings.task_timeout {
+            match settings.task_timeout {
                 Some(timeout) if ran >= timeout => {
-                    self.remove_slot(i, |slot| slot.stuck(ErrorKind::Timeout(timeout)));
+                    self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Timeout(timeout)));
                 }
                 _ if past_deadline => {
-                    self.remove_slot(i, |slot| slot.stuck(ErrorKind::Deadline));
+                    self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Deadline));
                 }
                 _ => {}
             }
         }
         if past_deadline {
-            self.jobs.fail_queued(|| ErrorKind::Deadline);
+            jobs.fail_queued(|| ErrorKind::Deadline);
         }
     }
 
     /// Replaces workers that have run as many tasks as they may.
-    fn retire(&mut self) {
-        let Some(limit) = self.settings.max_tasks_per_worker else {
+    fn retire(&mut self, jobs: &mut Jobs, settings: &Settings) {
+        let Some(limit) = settings.max_tasks_per_worker else {
             return;
         };
         for i in (0..self.slots.len()).rev() {
             if self.slots[i].idle() && self.slots[i].assigned >= limit {
                 // Idle: no task receives the error.
-                self.remove_slot(i, |slot| slot.stuck(ErrorKind::Deadline));
+                self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Deadline));
             }
         }
     }
 
     /// Takes a worker out of the pool and ends it. The task it was running (if any) fails with
     /// `why(slot)`; the tasks it had not started go back to the front of the queue.
-    fn remove_slot(&mut self, i: usize, why: impl FnOnce(&mut Slot) -> ErrorKind) {
+    fn remove_slot(&mut self, i: usize, jobs: &mut Jobs, why: impl FnOnce(&mut Slot) -> ErrorKind) {
         let mut slot = self.slots.remove(i);
+        #[cfg(feature = "tokio")]
+        if let Some(watch) = &self.watch {
+            for fd in slot.watched_all() {
+                watch.forget(fd);
+            }
+        }
         let kind = why(&mut slot);
         let Some(mut current) = slot.batches.pop_front() else {
             return;
         };
         let index = current.first + slot.done;
-        self.jobs.deliver(current.job, index, Outcome::failed(kind));
+        jobs.deliver(current.job, index, Outcome::failed(kind));
         let rest = current.split_off(slot.done + 1);
         let unstarted: Vec<Batch> = rest
             .into_iter()
             .chain(slot.batches.drain(..))
-            .filter(|batch| self.jobs.contains(batch.job))
+            .filter(|batch| jobs.contains(batch.job))
             .collect();
         for batch in unstarted.into_iter().rev() {
-            self.jobs.requeue(batch);
+            jobs.requeue(batch);
         }
     }
 
-    /// Kills every worker at once; queued and running tasks are dropped with their jobs.
-    pub(crate) fn terminate(&mut self) {
-        self.jobs.clear();
+    /// Kills every worker at once and reaps it.
+    fn terminate(&mut self) {
         // All are told first, so that they end together rather than one after another.
         for slot in &self.slots {
             let _ = slot.child.kill();

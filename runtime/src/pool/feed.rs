@@ -1,7 +1,7 @@
 //! The typed edge of the engine: a call's inputs encoded into batches ([`Feed`]), and its
 //! outcomes decoded ([`decode`]).
 
-use super::engine::{Core, Settings};
+use super::engine::{Settings, Shared};
 use super::jobs::{Batch, JobId, Outcome};
 use crate::error::Error;
 use crate::error::ErrorKind;
@@ -18,7 +18,7 @@ const BATCH_BYTES: usize = 1 << 20;
 const MAX_AUTO_CHUNK: usize = 1 << 14;
 
 /// The tasks per batch of a call whose input's length hint is `hint`.
-fn chunk_for(settings: &Settings, hint: (usize, Option<usize>)) -> usize {
+pub(super) fn chunk_for(settings: &Settings, hint: (usize, Option<usize>)) -> usize {
     if let Some(chunk) = settings.chunk_size {
         return chunk;
     }
@@ -58,12 +58,22 @@ pub(super) struct Feed<I> {
 }
 
 impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
-    /// A new unordered job of `F` on `core`, fed from `inputs` in batches sized from their
-    /// length hint.
-    pub(super) fn start<F: TaskFn<Args, R>, R: Wire>(core: &mut Core, inputs: I) -> Self {
-        let job = core.jobs.new_job(false);
-        let chunk = chunk_for(core.settings(), inputs.size_hint());
-        Feed::new(job, worker::entry::<F, Args, R>(), chunk, inputs)
+    /// A new job of `F` on `shared`, fed from `inputs` in batches of `chunk` (by default,
+    /// sized from their length hint); or, if the pool is closed, the inputs back.
+    pub(super) fn start<F: TaskFn<Args, R>, R: Wire>(
+        shared: &Shared,
+        inputs: I,
+        ordered: bool,
+        chunk: Option<usize>,
+    ) -> Result<Self, I> {
+        let chunk = chunk.unwrap_or_else(|| chunk_for(shared.settings(), inputs.size_hint()));
+        let mut state = shared.state();
+        if state.is_closed() {
+            return Err(inputs);
+        }
+        let job = state.jobs.new_job(ordered);
+        drop(state);
+        Ok(Feed::new(job, worker::entry::<F, Args, R>(), chunk, inputs))
     }
 
     pub(super) fn new(job: JobId, entry: Entry, chunk: usize, inputs: I) -> Self {
@@ -90,8 +100,9 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
         self.inputs = None;
     }
 
-    /// Submits one batch; false once the inputs are exhausted.
-    pub(super) fn feed(&mut self, core: &mut Core) -> bool {
+    /// Encodes one batch, with the state unlocked, and submits it; false once the inputs are
+    /// exhausted.
+    pub(super) fn feed(&mut self, shared: &Shared) -> bool {
         let (job, entry) = (self.job, self.entry);
         let Some(inputs) = &mut self.inputs else {
             return false;
@@ -105,6 +116,10 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
         };
         let mut tasks = empty(self.next);
         let mut exhausted = false;
+        // What goes to the books, once the lock is taken: the batch, split where a task's
+        // arguments could not be encoded, and those tasks' failures.
+        let mut batches = Vec::new();
+        let mut failures = Vec::new();
         while tasks.count < self.chunk && tasks.args.len() < BATCH_BYTES {
             let Some(args) = inputs.next() else {
                 exhausted = true;
@@ -119,15 +134,25 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
                 self.encode_message.get_or_insert_with(|| message.clone());
                 let before = std::mem::replace(&mut tasks, empty(index + 1));
                 if before.count > 0 {
-                    core.jobs.submit(before);
+                    batches.push(before);
                 }
-                core.jobs.fail(job, index, ErrorKind::EncodeArgs(message));
+                failures.push((index, message));
                 continue;
             }
             tasks.count += 1;
         }
         if tasks.count > 0 {
-            core.jobs.submit(tasks);
+            batches.push(tasks);
+        }
+        if !batches.is_empty() || !failures.is_empty() {
+            let mut state = shared.state();
+            for batch in batches {
+                state.jobs.submit(batch);
+            }
+            for (index, message) in failures {
+                state.jobs.fail(job, index, ErrorKind::EncodeArgs(message));
+            }
+            shared.nudge(&state);
         }
         if exhausted {
             self.inputs = None;

@@ -1,5 +1,9 @@
 //! The pool's books: each call's tasks (queued in batches) and outcomes, by job. Data and the
 //! methods that keep it consistent; the engine (`engine.rs`) decides what happens to it.
+//!
+//! Each job queues its own batches, and [`Jobs::pop_queued`] takes them round robin between
+//! the jobs that have any: of several concurrent calls, each gets a worker in turn, and a call
+//! of a million tasks submitted first does not hold back one of ten submitted after it.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -112,6 +116,8 @@ pub(crate) struct Job {
     ordered: bool,
     /// Tasks submitted whose outcome has not arrived.
     outstanding: usize,
+    /// The job's batches not yet handed to a worker, in order.
+    queue: VecDeque<Batch>,
 }
 
 impl Job {
@@ -136,11 +142,16 @@ impl Job {
     }
 }
 
-/// Every job of a pool, by id, and the queue of batches not yet handed to a worker.
+/// Every job of a pool, by id, and whose turn it is to hand a batch to a worker.
 #[derive(Debug, Default)]
 pub(crate) struct Jobs {
     by_id: HashMap<JobId, Job, BuildHasherDefault<IdHasher>>,
-    queue: VecDeque<Batch>,
+    /// The jobs with queued batches, each once, the next to be served first.
+    rota: VecDeque<JobId>,
+    /// Batches queued, over all jobs.
+    queued: usize,
+    /// Times an outcome was recorded, or a job taken to record some ([`Jobs::visits`]).
+    visits: u64,
     next: JobId,
 }
 
@@ -154,14 +165,22 @@ impl Jobs {
             arrived: VecDeque::new(),
             ordered,
             outstanding: 0,
+            queue: VecDeque::new(),
         };
         self.by_id.insert(id, job);
         id
     }
 
-    /// The job `id`, if it still wants its outcomes.
+    /// The job `id`, if it still wants its outcomes: how a worker's reader records them.
     pub(crate) fn get_mut(&mut self, id: JobId) -> Option<&mut Job> {
+        self.visits += 1;
         self.by_id.get_mut(&id)
+    }
+
+    /// Moves whenever outcomes may have been recorded: a step that leaves it unchanged brought
+    /// no news, and wakes no awaited call.
+    pub(crate) fn visits(&self) -> u64 {
+        self.visits
     }
 
     pub(crate) fn contains(&self, id: JobId) -> bool {
@@ -173,7 +192,11 @@ impl Jobs {
         if let Some(job) = self.by_id.get_mut(&batch.job) {
             job.outstanding += batch.count;
             job.expect(batch.first + batch.count);
-            self.queue.push_back(batch);
+            if job.queue.is_empty() {
+                self.rota.push_back(batch.job);
+            }
+            job.queue.push_back(batch);
+            self.queued += 1;
         }
     }
 
@@ -188,6 +211,7 @@ impl Jobs {
 
     /// Records a task's outcome with its job, if the job still wants it.
     pub(crate) fn deliver(&mut self, id: JobId, index: usize, outcome: Outcome) {
+        self.visits += 1;
         if let Some(job) = self.by_id.get_mut(&id) {
             job.record(index, outcome);
         }
@@ -195,7 +219,7 @@ impl Jobs {
 
     /// Fails every queued task with `kind()`, emptying the queue.
     pub(crate) fn fail_queued(&mut self, kind: impl Fn() -> ErrorKind) {
-        while let Some(batch) = self.queue.pop_front() {
+        while let Some(batch) = self.pop_queued() {
             for index in batch.indices() {
                 self.deliver(batch.job, index, Outcome::failed(kind()));
             }
@@ -240,39 +264,56 @@ impl Jobs {
         let Some(job) = self.by_id.get_mut(&id) else {
             return;
         };
-        self.queue.retain(|batch| {
-            let keep = batch.job != id;
-            if !keep {
-                job.outstanding -= batch.count;
-            }
-            keep
-        });
+        self.queued -= job.queue.len();
+        for batch in job.queue.drain(..) {
+            job.outstanding -= batch.count;
+        }
+        self.rota.retain(|queued| *queued != id);
     }
 
     /// Forgets a job: its queued tasks are dropped, and outcomes still to come are discarded.
     pub(crate) fn remove(&mut self, id: JobId) {
-        self.queue.retain(|batch| batch.job != id);
-        self.by_id.remove(&id);
+        if let Some(job) = self.by_id.remove(&id) {
+            if !job.queue.is_empty() {
+                self.queued -= job.queue.len();
+                self.rota.retain(|queued| *queued != id);
+            }
+        }
     }
 
-    /// Forgets every job and queued task.
-    pub(crate) fn clear(&mut self) {
-        self.queue.clear();
-        self.by_id.clear();
-    }
-
-    /// The next queued batch, to hand to a worker.
+    /// The next queued batch, to hand to a worker: the oldest of the job whose turn it is.
     pub(crate) fn pop_queued(&mut self) -> Option<Batch> {
-        self.queue.pop_front()
+        let id = self.rota.pop_front()?;
+        let job = self.by_id.get_mut(&id)?;
+        let batch = job.queue.pop_front()?;
+        if !job.queue.is_empty() {
+            self.rota.push_back(id);
+        }
+        self.queued -= 1;
+        Some(batch)
     }
 
-    /// Puts a batch back at the front of the queue: it goes to a worker next.
+    /// Puts a batch back at the front of its job's queue, and that job first in turn: it goes
+    /// to a worker next.
     pub(crate) fn requeue(&mut self, batch: Batch) {
-        self.queue.push_front(batch);
+        let Some(job) = self.by_id.get_mut(&batch.job) else {
+            return;
+        };
+        if !job.queue.is_empty() {
+            self.rota.retain(|queued| *queued != batch.job);
+        }
+        self.rota.push_front(batch.job);
+        job.queue.push_front(batch);
+        self.queued += 1;
     }
 
-    /// How many batches are queued.
+    /// How many batches are queued, over all jobs.
     pub(crate) fn queued(&self) -> usize {
-        self.queue.len()
+        self.queued
+    }
+
+    /// How many of job `id`'s batches are queued.
+    pub(crate) fn queued_of(&self, id: JobId) -> usize {
+        self.by_id.get(&id).map_or(0, |job| job.queue.len())
     }
 }

@@ -1,8 +1,11 @@
 //! A pool of persistent worker processes, with the interface of Python's `multiprocessing.Pool`:
-//! [`Pool`] and [`PoolBuilder`] here, the handles of deferred calls in `handles.rs`, the typed
-//! calls in `call.rs` and `feed.rs`, and underneath them the untyped engine (`engine.rs`), its
-//! books (`jobs.rs`) and its workers (`slot.rs`). All of it runs in the caller's process.
+//! [`Pool`] and [`PoolBuilder`] here, the handles of deferred calls in `handles.rs` (and their
+//! awaitable forms, with the `tokio` feature, in `awaiting.rs`), the typed calls in `call.rs`
+//! and `feed.rs`, and underneath them the untyped engine (`engine.rs`), its books (`jobs.rs`)
+//! and its workers (`slot.rs`). All of it runs in the caller's process.
 
+#[cfg(feature = "tokio")]
+mod awaiting;
 mod call;
 mod engine;
 mod feed;
@@ -11,15 +14,17 @@ mod jobs;
 mod slot;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tokio")]
+pub use self::awaiting::{ApplyFuture, EachFuture, MapFuture};
 use self::engine::{Settings, Shared};
 pub use self::handles::{AsyncResult, Imap, ImapUnordered, MapResult};
 use crate::error::Error;
 use crate::error::ErrorKind;
+use crate::func::TaskFn;
 use crate::func::Wire;
-use crate::func::{self, TaskFn};
-use crate::worker;
 
 /// A pool of persistent worker processes.
 ///
@@ -59,17 +64,44 @@ use crate::worker;
 /// # }
 /// ```
 ///
-/// # Threads
+/// # Sharing, threads and tasks
 ///
-/// A pool is `Send + Sync`; calls from several threads are served one at a time. No thread of
-/// the pool's own runs in the background: the caller that waits moves the work along.
+/// A `Pool` is a handle: [`Clone`] it (an `Arc` inside, so a clone is cheap) to use the same
+/// workers from several threads or tokio tasks. Calls from any number of them proceed together:
+/// each caller submits its tasks and waits for its own outcomes, and the workers are shared
+/// batch by batch, round robin between the calls that have tasks queued, so a short call is not
+/// held behind a long one. No thread of the pool's own runs in the background: whichever caller
+/// is waiting moves the work along, one step at a time, while the others sleep until the step
+/// ends (see the crate docs' "Async" section for awaited calls).
+///
+/// ```
+/// use lambda_parallel::Pool;
+///
+/// # fn main() -> Result<(), lambda_parallel::Error> {
+/// let pool = Pool::new(2)?;
+/// let threads: Vec<_> = (0..3_u64)
+///     .map(|t| {
+///         let pool = pool.clone();
+///         std::thread::spawn(move || pool.map(|x: u64| x * 2, [t, t + 1]))
+///     })
+///     .collect();
+/// for (t, thread) in (0..3_u64).zip(threads) {
+///     assert_eq!(thread.join().unwrap()?, [2 * t, 2 * t + 2]);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Drop
 ///
-/// Dropping the pool kills its workers (`SIGKILL`) and reaps them, at once: it never waits for
-/// a task and never leaves a process behind. [`Pool::join`] first lets running tasks finish.
+/// When the last clone of the pool, and the last handle of its calls ([`MapResult`],
+/// [`AsyncResult`], [`Imap`], …, each of which owns a share), are dropped, the workers are
+/// killed (`SIGKILL`) and reaped, at once: that never waits for a task and never leaves a
+/// process behind. [`Pool::join`] first lets running tasks finish; [`Pool::terminate`] kills the
+/// workers at once, for every clone.
+#[derive(Clone)]
 pub struct Pool {
-    shared: Shared,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Pool {
@@ -92,31 +124,75 @@ impl Pool {
     }
 
     /// Options for a pool.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::builder().workers(2).chunk_size(16).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
 
-    /// The number of worker processes the pool keeps.
+    /// The number of worker processes the pool keeps. Never waits, whatever runs.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// assert_eq!(lambda_parallel::Pool::new(3)?.workers(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn workers(&self) -> usize {
-        self.shared.lock().settings().workers
+        self.shared.settings().workers
     }
 
-    /// The process ids of the live workers.
+    /// The process ids of the live workers, as of the end of the pool's last step.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// assert_eq!(pool.pids().len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn pids(&self) -> Vec<u32> {
-        self.shared.lock().pids()
+        self.shared.pids()
     }
 
     /// A deadline for all the pool's work, or none: tasks still running at the deadline are
     /// killed, and tasks not yet started fail, all with [`Error::is_timeout`]. On Lambda, set it
     /// from the invocation's deadline, less a margin, so that work is stopped and reported
-    /// before Lambda stops the whole environment.
+    /// before Lambda stops the whole environment. It applies at once, also to calls already
+    /// running, and never waits for one.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(1)?;
+    /// pool.set_deadline(Some(Instant::now() + Duration::from_millis(100)));
+    /// let err = pool.apply(|()| std::thread::sleep(Duration::MAX), ((),)).unwrap_err();
+    /// assert_eq!(err.kind(), lambda_parallel::Kind::Deadline);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) {
-        self.shared.lock().set_deadline(deadline);
+        self.shared.set_deadline(deadline);
     }
 
     /// Calls `f` on every input in the workers and returns the results in input order.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// assert_eq!(pool.map(|x: u32| x + 1, 0..3)?, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -140,6 +216,15 @@ impl Pool {
 
     /// Like [`map`](Pool::map), but runs every task and returns each one's outcome: what a
     /// Lambda handler needs to report partial batch failures (`batchItemFailures`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let outcomes = pool.map_each(|x: u32| 12 / x, [3, 0, 4]);
+    /// assert_eq!(outcomes.iter().filter(|outcome| outcome.is_err()).count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn map_each<F, A, R, I>(&self, f: F, inputs: I) -> Vec<Result<R, Error>>
     where
         F: TaskFn<(A,), R>,
@@ -153,6 +238,14 @@ impl Pool {
 
     /// Like [`map`](Pool::map), for functions of several arguments: each input is a tuple of
     /// them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// assert_eq!(pool.starmap(|a: u32, b: u32| a * b, [(2, 3), (4, 5)])?, [6, 20]);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -171,6 +264,15 @@ impl Pool {
     }
 
     /// Like [`map_each`](Pool::map_each), for functions of several arguments.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let outcomes = pool.starmap_each(|a: u32, b: u32| a / b, [(6, 3), (1, 0)]);
+    /// assert!(outcomes[0].is_ok() && outcomes[1].is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn starmap_each<F, Args, R, I>(&self, f: F, inputs: I) -> Vec<Result<R, Error>>
     where
         F: TaskFn<Args, R>,
@@ -183,6 +285,14 @@ impl Pool {
     }
 
     /// Calls `f` with `args` in a worker and returns its result.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(1)?;
+    /// assert_eq!(pool.apply(|a: u32, b: u32| a + b, (2, 3))?, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -200,12 +310,23 @@ impl Pool {
             .unwrap_or_else(|| unreachable!("one input gives one outcome"))
     }
 
-    /// Submits one call of `f` and returns at once, with a handle to its result.
+    /// Submits one call of `f` and returns at once, with a handle to its result: block on it
+    /// with [`AsyncResult::get`], or, with the `tokio` feature, `.await` it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(1)?;
+    /// let sum = pool.apply_async(|a: u32, b: u32| a + b, (2, 3))?;
+    /// // ... other work, while a worker computes ...
+    /// assert_eq!(sum.get()?, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
     /// Fails if the pool is closed ([`Error::is_closed`]) or the arguments cannot be encoded.
-    pub fn apply_async<F, Args, R>(&self, f: F, args: Args) -> Result<AsyncResult<'_, R>, Error>
+    pub fn apply_async<F, Args, R>(&self, f: F, args: Args) -> Result<AsyncResult<R>, Error>
     where
         F: TaskFn<Args, R>,
         Args: Wire,
@@ -216,13 +337,38 @@ impl Pool {
         Ok(AsyncResult { inner })
     }
 
-    /// Submits a call of `f` for every input and returns at once, with a handle to the results.
-    /// The inputs are encoded now, all of them; [`imap`](Pool::imap) reads its input as it goes.
+    /// Submits a call of `f` for every input and returns at once, with a handle to the results:
+    /// block on it with [`MapResult::get`], or, with the `tokio` feature, `.await` it. The
+    /// inputs are encoded now, all of them; [`imap`](Pool::imap) reads its input as it goes.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let squares = pool.map_async(|x: u32| x * x, 1..=3)?;
+    /// assert_eq!(squares.get()?, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Awaited, on tokio's reactor, with no thread blocked:
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let squares = runtime.block_on(async { pool.map_async(|x: u32| x * x, 1..=3)?.await })?;
+    /// assert_eq!(squares, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "tokio"))]
+    /// # fn main() {}
+    /// ```
     ///
     /// # Errors
     ///
     /// Fails if the pool is closed or an input cannot be encoded.
-    pub fn map_async<F, A, R, I>(&self, f: F, inputs: I) -> Result<MapResult<'_, R>, Error>
+    pub fn map_async<F, A, R, I>(&self, f: F, inputs: I) -> Result<MapResult<R>, Error>
     where
         F: TaskFn<(A,), R>,
         A: Wire,
@@ -233,10 +379,51 @@ impl Pool {
         call::submit_all::<F, (A,), R>(&self.shared, inputs.into_iter().map(|a| (a,)))
     }
 
+    /// Like [`map_async`](Pool::map_async), for functions of several arguments: each input is
+    /// a tuple of them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let products = pool.starmap_async(|a: u32, b: u32| a * b, [(2, 3), (4, 5)])?;
+    /// assert_eq!(products.get()?, [6, 20]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Pool::map_async).
+    pub fn starmap_async<F, Args, R, I>(&self, f: F, inputs: I) -> Result<MapResult<R>, Error>
+    where
+        F: TaskFn<Args, R>,
+        Args: Wire,
+        R: Wire,
+        I: IntoIterator<Item = Args>,
+    {
+        let _ = f;
+        call::submit_all::<F, Args, R>(&self.shared, inputs.into_iter())
+    }
+
     /// Calls `f` on every input and yields the outcomes in input order, as they arrive. Inputs
     /// are read as the workers need them, so an input far larger than memory works; outcomes
     /// that arrive ahead of their turn are held (a few batches' worth at most).
-    pub fn imap<F, A, R, I>(&self, f: F, inputs: I) -> Imap<'_, I::IntoIter, R>
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let mut total = 0;
+    /// for square in pool.imap(|x: u64| x * x, 1..=1_000) {
+    ///     total += square?;
+    /// }
+    /// assert_eq!(total, 333_833_500);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// With the `tokio` feature, [`Imap`] is also a `futures_core::Stream`, which waits on the
+    /// reactor.
+    pub fn imap<F, A, R, I>(&self, f: F, inputs: I) -> Imap<I::IntoIter, R>
     where
         F: TaskFn<(A,), R>,
         A: Wire,
@@ -244,18 +431,25 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
-        Imap::new(
-            &self.shared,
-            worker::entry::<F, (A,), R>(),
-            inputs.into_iter(),
-            true,
-            func::name::<F>(),
-        )
+        Imap::new::<F>(&self.shared, inputs.into_iter(), true)
     }
 
     /// Like [`imap`](Pool::imap), but yields outcomes in the order they arrive, each with the
     /// index of its input.
-    pub fn imap_unordered<F, A, R, I>(&self, f: F, inputs: I) -> ImapUnordered<'_, I::IntoIter, R>
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let mut seen: Vec<usize> = pool
+    ///     .imap_unordered(|x: u32| x, [5, 6, 7])
+    ///     .map(|(index, _)| index)
+    ///     .collect();
+    /// seen.sort_unstable();
+    /// assert_eq!(seen, [0, 1, 2]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap_unordered<F, A, R, I>(&self, f: F, inputs: I) -> ImapUnordered<I::IntoIter, R>
     where
         F: TaskFn<(A,), R>,
         A: Wire,
@@ -263,118 +457,69 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
-        let entry = worker::entry::<F, (A,), R>();
-        ImapUnordered(Imap::new(
-            &self.shared,
-            entry,
-            inputs.into_iter(),
-            false,
-            func::name::<F>(),
-        ))
+        ImapUnordered(Imap::new::<F>(&self.shared, inputs.into_iter(), false))
     }
 
-    /// Stops the pool from taking new tasks: later calls fail with [`Error::is_closed`]. Tasks
-    /// already submitted still run.
+    /// Stops the pool, and every clone of it, from taking new tasks: later calls fail with
+    /// [`Error::is_closed`]. Tasks already submitted still run.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(1)?;
+    /// pool.close();
+    /// assert!(pool.is_closed());
+    /// assert!(pool.apply(|x: u32| x, (1,)).unwrap_err().is_closed());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) {
-        self.shared.lock().close();
+        self.shared.close();
     }
 
     /// Whether [`close`](Pool::close) was called.
-    #[must_use]
-    pub fn is_closed(&self) -> bool {
-        self.shared.lock().is_closed()
-    }
-
-    /// Closes the pool, lets every task still running finish, then ends the workers and reaps
-    /// them.
-    pub fn join(self) {
-        let mut core = self.shared.lock();
-        core.close();
-        core.finish();
-        core.terminate();
-    }
-
-    /// Kills every worker at once and reaps it, as dropping the pool does.
-    pub fn terminate(self) {
-        drop(self);
-    }
-
-    /// Runs `f` with this pool on tokio's blocking threads and returns what it returns: the
-    /// awaitable form of any pool call (available with the `tokio` feature).
     ///
     /// ```
-    /// use std::sync::Arc;
-    /// use lambda_parallel::{Error, Pool};
-    ///
-    /// fn square(x: u64) -> u64 {
-    ///     x * x
-    /// }
-    ///
-    /// # #[cfg(feature = "tokio")]
-    /// async fn handler(pool: Arc<Pool>, inputs: Vec<u64>) -> Vec<Result<u64, Error>> {
-    ///     pool.unblock(move |pool| pool.map_each(square, inputs)).await
-    /// }
-    ///
-    /// # #[cfg(feature = "tokio")]
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    /// let pool = Arc::new(Pool::new(2)?);
-    /// let outcomes = runtime.block_on(handler(pool, vec![1, 2, 3]));
-    /// assert_eq!(outcomes.into_iter().collect::<Result<Vec<_>, _>>()?, [1, 4, 9]);
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// assert!(!lambda_parallel::Pool::new(1)?.is_closed());
     /// # Ok(())
     /// # }
-    /// # #[cfg(not(feature = "tokio"))]
-    /// # fn main() {}
     /// ```
-    ///
-    /// The pool's worker processes do the work; the blocking thread only waits for them (and
-    /// encodes and decodes), so the runtime's own threads stay free. The pool serves calls one
-    /// at a time, as always: concurrent `unblock` calls each hold a blocking thread while they
-    /// wait their turn. With [`Pool::new(0)`](Pool::new), tasks run on the blocking thread.
-    ///
-    /// The name is that of the `blocking` crate's function that does the same. The pool's
-    /// `_async` methods ([`Pool::map_async`]) keep Python's meaning, submit now and get later;
-    /// and in this crate `spawn` forks a worker, hence not `spawn_blocking`.
-    ///
-    /// `f` and its result move between threads, so they must be `Send + 'static`: move the
-    /// inputs into it. The future owns a clone of the `Arc`, so it can be `tokio::spawn`ed.
-    ///
-    /// # Cancellation
-    ///
-    /// A blocking call cannot be interrupted: dropping the future (on a `tokio::time::timeout`,
-    /// say) lets the call run to its end, and its result is dropped. To bound the work itself,
-    /// give the pool a [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout), or call
-    /// [`Pool::set_deadline`] (inside `f`, or before).
-    ///
-    /// # Panics
-    ///
-    /// A panic in `f` resumes in the task that awaits. Polling panics outside a tokio runtime,
-    /// and if the runtime shuts down before `f` has run (the blocking task is then cancelled).
-    #[cfg(feature = "tokio")]
-    pub fn unblock<F, R>(
-        self: &std::sync::Arc<Self>,
-        f: F,
-    ) -> impl std::future::Future<Output = R> + Send + 'static
-    where
-        F: FnOnce(&Pool) -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        let pool = std::sync::Arc::clone(self);
-        async move {
-            match tokio::task::spawn_blocking(move || f(&pool)).await {
-                Ok(value) => value,
-                Err(err) => match err.try_into_panic() {
-                    Ok(payload) => std::panic::resume_unwind(payload),
-                    Err(err) => panic!("the pool call did not run: {err}"),
-                },
-            }
-        }
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.shared.state().is_closed()
     }
-}
 
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.shared.lock().terminate();
+    /// Closes the pool, lets every task still queued or running finish (other clones' too),
+    /// then ends the workers and reaps them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(1)?;
+    /// let pending = pool.map_async(|x: u32| x, [1, 2])?;
+    /// pool.clone().join();
+    /// assert_eq!(pending.get()?, [1, 2]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn join(self) {
+        self.shared.close();
+        self.shared.finish();
+        self.shared.terminate();
+    }
+
+    /// Kills every worker at once and reaps it, for every clone of the pool, which is closed:
+    /// calls waiting on it fail with [`Error::is_closed`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(1)?;
+    /// pool.clone().terminate();
+    /// assert!(pool.pids().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn terminate(self) {
+        self.shared.terminate();
     }
 }
 
@@ -450,6 +595,8 @@ impl PoolBuilder {
         };
         let shared =
             Shared::new(settings).map_err(|err| Error::new("pool", ErrorKind::Spawn(err)))?;
-        Ok(Pool { shared })
+        Ok(Pool {
+            shared: Arc::new(shared),
+        })
     }
 }

@@ -71,6 +71,28 @@ impl Slot {
         })
     }
 
+    /// What an epoll set watches for reading: the result pipe and the pidfd.
+    #[cfg(feature = "tokio")]
+    pub(super) fn watched(&self) -> [BorrowedFd<'_>; 2] {
+        [self.channel.pipe(), self.child.pidfd.as_fd()]
+    }
+
+    /// Every descriptor an epoll set may watch, to forget them before the slot goes.
+    #[cfg(feature = "tokio")]
+    pub(super) fn watched_all(&self) -> [BorrowedFd<'_>; 3] {
+        [
+            self.channel.pipe(),
+            self.child.pidfd.as_fd(),
+            self.requests.as_fd(),
+        ]
+    }
+
+    /// The request pipe, while requests wait to be written to it.
+    #[cfg(feature = "tokio")]
+    pub(super) fn pending_requests(&self) -> Option<BorrowedFd<'_>> {
+        self.out.is_pending().then(|| self.requests.as_fd())
+    }
+
     pub(super) fn idle(&self) -> bool {
         self.batches.is_empty()
     }

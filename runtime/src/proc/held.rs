@@ -50,3 +50,21 @@ impl Held {
 pub(super) fn remove(key: u64) {
     Held::lock().0.retain(|(listed, _)| *listed != key);
 }
+
+/// Descriptors of the caller's own that no worker may inherit either (a pool's bell, the epoll
+/// set it is awaited through), listed for as long as this value lives. Drop it before they
+/// close: declare it before them in the struct that owns both.
+#[derive(Debug)]
+pub(crate) struct Kept(u64);
+
+impl Kept {
+    pub(crate) fn new(fds: &[RawFd]) -> Kept {
+        Kept(Held::lock().add(fds))
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        remove(self.0);
+    }
+}

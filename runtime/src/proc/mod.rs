@@ -4,6 +4,6 @@
 //! reaped (`orphans`). Caller side.
 
 pub(crate) mod child;
-mod held;
+pub(crate) mod held;
 pub(crate) mod launch;
 mod orphans;

@@ -76,7 +76,7 @@ impl Record {
 /// The error of every request once the server has died (the OOM killer, a stray `kill -9`):
 /// the program then has no server, and it cannot fork a new one safely (it has threads by now).
 pub(crate) fn server_gone() -> io::Error {
-    io::Error::other("the fork server is gone")
+    io::Error::other(crate::error::ServerGone)
 }
 
 /// A worker's own descriptors, as the server and the spare receive them.

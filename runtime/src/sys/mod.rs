@@ -1,12 +1,16 @@
 //! Every system call the runtime makes: the only module that names `nix` or `libc`, whose types
 //! stay inside it (a [`Pid`] is ours, errors are `std::io::Error`). Both sides of the fork use it.
 
+#[cfg(feature = "tokio")]
+mod epoll;
 mod fd;
 mod memory;
 mod poll;
 mod process;
 mod socket;
 
+#[cfg(feature = "tokio")]
+pub(crate) use epoll::Watch;
 pub(crate) use fd::{
     grow_pipe, identify, lend_to_pipe, pipe, read_appending, set_nonblocking, write_some,
     write_vectored, FdId,
