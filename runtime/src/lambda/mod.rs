@@ -35,7 +35,8 @@
 //!         .build()?
 //!         .block_on(lambda_runtime::run(service_fn(
 //!             |event: LambdaEvent<SqsEvent>| async move {
-//!                 processor.sqs(event, lambda::json, process_order).await
+//!                 let response = processor.sqs(event, lambda::json, process_order).await?;
+//!                 Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
 //!             },
 //!         )))
 //! }
