@@ -188,7 +188,8 @@
 // The modules, from the bottom up: each uses only those above it. `sys` and `codec` know the
 // operating system and the byte format of values; `wire` and `transport` are the byte streams
 // between the caller and a worker; `worker` is everything after the fork; `proc` and `server`
-// start workers and own them; `spawn`, `pool` and `tokio` are the public face.
+// start workers and own them; `spawn`, `pool` and `tokio` are the public face, and `lambda` is
+// a layer over the pool's public API.
 mod codec;
 mod error;
 mod func;
@@ -205,6 +206,9 @@ mod pool;
 mod spawn;
 #[cfg(feature = "tokio")]
 mod tokio;
+
+#[cfg(feature = "lambda")]
+pub mod lambda;
 
 pub use crate::error::{Error, Kind, PanicLocation};
 pub use crate::func::{TaskFn, Wire};
