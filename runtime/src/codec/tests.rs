@@ -7,6 +7,16 @@ use std::fmt::Debug;
 
 use serde::Deserialize;
 
+/// Appends the encoding of `value` in the default codec to `out`.
+fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    Codec::DEFAULT.encode_into(value, out)
+}
+
+/// Decodes a `T` in the default codec that must fill `bytes` exactly.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    Codec::DEFAULT.decode(bytes)
+}
+
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Inner {
     id: u32,

@@ -25,6 +25,7 @@ where
     R: Wire,
 {
     let name = func::name::<F>();
+    let codec = func::codec::<F, Args, R>();
     let mut core = shared.lock();
     if core.is_closed() {
         drop(core);
@@ -43,7 +44,7 @@ where
         }
         core.jobs.take_arrived(job, &mut arrived);
         for (index, outcome) in arrived.drain(..) {
-            let result = decode(name, index, outcome);
+            let result = decode(name, codec, index, outcome);
             if result.is_err() && first_failure.is_none_or(|first| index < first) {
                 first_failure = Some(index);
             }
@@ -105,6 +106,7 @@ where
         shared,
         job,
         name,
+        codec: func::codec::<F, Args, R>(),
         results: Vec::new(),
         len,
         _output: PhantomData,

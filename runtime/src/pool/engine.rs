@@ -175,7 +175,7 @@ impl Core {
         while let Some(batch) = self.jobs.pop_queued() {
             let mut out = Vec::new();
             // Writing to a `Vec` cannot fail.
-            let _ = (batch.entry)(&batch.args, &mut out);
+            let _ = batch.entry.run(&batch.args, &mut out);
             let mut reader = FrameReader::<Status>::from_bytes(out);
             for index in batch.indices() {
                 let outcome = match reader.frame() {

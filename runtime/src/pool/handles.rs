@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::engine::Shared;
 use super::feed::{decode, Feed};
 use super::jobs::JobId;
+use crate::codec::Codec;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::func::Wire;
@@ -18,6 +19,8 @@ pub struct MapResult<'pool, R> {
     pub(super) shared: &'pool Shared,
     pub(super) job: JobId,
     pub(super) name: &'static str,
+    /// The codec of the function's results.
+    pub(super) codec: Codec,
     pub(super) results: Vec<Option<Result<R, Error>>>,
     pub(super) len: usize,
     pub(super) _output: PhantomData<fn() -> R>,
@@ -42,7 +45,7 @@ impl<R: Wire> MapResult<'_, R> {
                 if self.results.len() <= index {
                     self.results.resize_with(index + 1, || None);
                 }
-                self.results[index] = Some(decode(self.name, index, outcome));
+                self.results[index] = Some(decode(self.name, self.codec, index, outcome));
             }
             if core.jobs.outstanding(self.job) == 0 {
                 return true;
@@ -167,6 +170,8 @@ pub struct Imap<'pool, I: Iterator, R> {
     feed: Feed<Tupled<I>>,
     job: JobId,
     name: &'static str,
+    /// The codec of the function's results.
+    codec: Codec,
     /// Tasks yielded so far.
     yielded: usize,
     /// How far past the next outcome to yield the feed may run.
@@ -210,6 +215,7 @@ impl<'pool, I: Iterator<Item = A>, A: Wire, R: Wire> Imap<'pool, I, R> {
             feed,
             job,
             name,
+            codec: entry.codec(),
             yielded: 0,
             window: 4 * workers * chunk,
             _output: PhantomData,
@@ -232,7 +238,7 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<'_, I, R> {
             };
             if let Some((index, outcome)) = taken {
                 self.yielded += 1;
-                return Some((index, decode(self.name, index, outcome)));
+                return Some((index, decode(self.name, self.codec, index, outcome)));
             }
             if self.feed.is_done() && core.jobs.outstanding(self.job) == 0 {
                 return None;
