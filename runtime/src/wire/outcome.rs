@@ -121,3 +121,62 @@ pub(crate) fn missing(exit: Exit, partial: Option<String>) -> ErrorKind {
         (Exit::Code(code), _) => ErrorKind::Exit(code),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::FrameReader;
+
+    fn frame_of(buf: Vec<u8>) -> (Status, Vec<u8>) {
+        let reader = FrameReader::<Status>::from_bytes(buf);
+        let (status, payload) = reader.frame().unwrap().unwrap();
+        (status, payload.to_vec())
+    }
+
+    #[test]
+    fn a_value_frame_names_its_codec_and_a_panic_the_default() {
+        let mut buf = Vec::new();
+        append_value(Codec::DEFAULT, &7_u64, &mut buf);
+        assert_eq!(buf[2], Codec::DEFAULT.id());
+        let (status, payload) = frame_of(buf);
+        assert_eq!(decode::<u64>(Codec::DEFAULT, status, &payload).unwrap(), 7);
+        let mut buf = Vec::new();
+        let report = PanicReport {
+            message: "boom".into(),
+            location: None,
+        };
+        append_panic(&report, &mut buf);
+        assert_eq!(buf[2], Codec::DEFAULT.id());
+        let mut buf = Vec::new();
+        append_decode_failed("no", &mut buf);
+        assert_eq!(buf[2], 0);
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn a_value_in_another_codec_than_the_functions_is_a_bad_frame() {
+        let mut buf = Vec::new();
+        append_value(Codec::Bincode, &7_u64, &mut buf);
+        assert_eq!(buf[2], Codec::Bincode.id());
+        let (status, payload) = frame_of(buf);
+        assert_eq!(status, Status::Value(Codec::Bincode));
+        let Err(ErrorKind::Frame(message)) = decode::<u64>(Codec::MessagePack, status, &payload)
+        else {
+            panic!("not a bad frame");
+        };
+        assert_eq!(
+            message,
+            "its result is in bincode, but the function's codec is msgpack"
+        );
+        let panic = PanicReport {
+            message: "boom".into(),
+            location: None,
+        };
+        let mut buf = Vec::new();
+        append_panic(&panic, &mut buf);
+        let (status, payload) = frame_of(buf);
+        // A bincode function's panic report reads in the default codec.
+        let read = decode::<u64>(Codec::Bincode, status, &payload);
+        assert!(matches!(read, Err(ErrorKind::Panic(report)) if report.message == "boom"));
+    }
+}

@@ -137,6 +137,46 @@ mod tests {
         }
     }
 
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    /// Runs `f`'s batch as a worker does, with the request's codec `codec`.
+    fn run_as_worker<F: TaskFn<(u64,), u64>>(_: F, codec: Codec, tasks: &[u8]) -> Vec<u8> {
+        let mut sink = Keeping::default();
+        run_batch::<F, (u64,), u64>(codec, tasks, &mut sink).unwrap();
+        sink.frames
+    }
+
+    #[test]
+    fn a_batch_decodes_and_encodes_in_the_functions_codec() {
+        let mut tasks = Vec::new();
+        batch::append_args(Codec::DEFAULT, &(21_u64,), &mut tasks).unwrap();
+        let frames = run_as_worker(double, Codec::DEFAULT, &tasks);
+        let mut want = Vec::new();
+        outcome::append_value(Codec::DEFAULT, &42_u64, &mut want);
+        assert_eq!(frames, want);
+    }
+
+    /// A request in another codec than the function's is refused, task by task: each still
+    /// gets its outcome.
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn a_request_in_another_codec_fails_each_task() {
+        let mut tasks = Vec::new();
+        for x in [1_u64, 2] {
+            batch::append_args(Codec::Bincode, &(x,), &mut tasks).unwrap();
+        }
+        let frames = run_as_worker(double, Codec::Bincode, &tasks);
+        let mut want = Vec::new();
+        for _ in 0..2 {
+            let message = "a bad request frame: the arguments are in bincode, but the \
+                           function's codec is msgpack";
+            outcome::append_decode_failed(message, &mut want);
+        }
+        assert_eq!(frames, want);
+    }
+
     /// A batch after a larger one gets its own outcome and nothing of the one before, though
     /// the buffer is the same.
     #[test]
