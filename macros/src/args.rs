@@ -13,8 +13,8 @@ const KEYS: &[&str] = &["crate", "codec"];
 pub(crate) struct Args {
     /// `crate = path::to::lambda_parallel`, for crates that re-export the runtime.
     krate: Option<Path>,
-    /// `codec = msgpack` or `codec = bincode`; `None` (the default codec) if absent or unknown.
-    codec: Option<Option<Codec>>,
+    /// `codec = msgpack` or `codec = bincode`, as written; the default codec if absent.
+    codec: Option<Ident>,
 }
 
 /// A codec that `codec = ...` names.
@@ -38,8 +38,8 @@ impl Args {
                 set(&mut args.krate, path, &meta, &mut errors);
             } else if meta.path.is_ident("codec") {
                 let name: Ident = meta.value()?.parse()?;
-                let codec = crate::validate::codec(&name, &mut errors);
-                set(&mut args.codec, codec, &meta, &mut errors);
+                crate::validate::codec(&name, &mut errors);
+                set(&mut args.codec, name, &meta, &mut errors);
             } else {
                 errors.push(unknown(&meta.path));
                 skip_value(&meta)?;
@@ -59,9 +59,13 @@ impl Args {
         quote!(#krate::__private)
     }
 
-    /// The codec the function chose, if any.
+    /// The codec the function chose, if any (once `validate::codec` has accepted its name).
     pub(crate) fn codec(&self) -> Option<Codec> {
-        self.codec.flatten()
+        match self.codec.as_ref()?.to_string().as_str() {
+            "msgpack" => Some(Codec::MessagePack),
+            "bincode" => Some(Codec::Bincode),
+            _ => None,
+        }
     }
 }
 

@@ -6,7 +6,6 @@ use syn::visit::Visit;
 use syn::{FnArg, GenericParam, Lifetime, Pat, ReturnType, Signature, Type, TypeImplTrait};
 use syn::{TypeReference, Variadic};
 
-use crate::args::Codec;
 use crate::parse::RawFn;
 
 /// serde implements `Serialize` and `Deserialize` for tuples of up to 16 elements
@@ -166,25 +165,19 @@ fn binding(pat: &Pat, index: usize, all_plain: bool) -> Ident {
     }
 }
 
-/// The codec that `codec = #name` names, if it is one this build can generate code for.
+/// Whether `codec = #name` names a codec this build can generate code for.
 ///
 /// A proc-macro cannot see the runtime's features, so this crate has a `bincode` feature of its
 /// own, which the runtime's `bincode` feature turns on (`lambda-parallel-macros/bincode`): the
 /// two are on together, in one build, for every crate in it. Cargo unifies features, so once
 /// any crate in the build enables `lambda-parallel/bincode`, every crate may write `codec =
 /// bincode`; a crate that relies on that should enable the feature itself.
-pub(crate) fn codec(name: &Ident, errors: &mut Vec<syn::Error>) -> Option<Codec> {
-    if name == "msgpack" {
-        Some(Codec::MessagePack)
-    } else if name == "bincode" && cfg!(feature = "bincode") {
-        Some(Codec::Bincode)
-    } else if name == "bincode" {
+pub(crate) fn codec(name: &Ident, errors: &mut Vec<syn::Error>) {
+    if name == "bincode" && !cfg!(feature = "bincode") {
         errors.push(syn::Error::new_spanned(name, BINCODE_OFF));
-        None
-    } else {
+    } else if name != "msgpack" && name != "bincode" {
         let msg = format!("unknown codec `{name}`, expected `msgpack` or `bincode`");
         errors.push(syn::Error::new_spanned(name, msg));
-        None
     }
 }
 
@@ -205,7 +198,6 @@ pub(crate) fn into_result(errors: Vec<syn::Error>) -> syn::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::Worker;
-    use crate::args::Codec;
     use crate::parse::RawFn;
     use quote::quote;
 

@@ -14,7 +14,7 @@ use crate::codec::{Codec, CodecChoice};
 ///
 /// # What crosses
 ///
-/// By default, values cross in MessagePack (`rmp-serde`), self-describing, with struct fields
+/// By default, values cross in `MessagePack` (`rmp-serde`), self-describing, with struct fields
 /// by name, in serde's human-readable mode (a type with a readable and a compact form, such as
 /// a timestamp, writes the readable one). So the whole serde data model crosses:
 /// `serde_json::Value`, `skip_serializing_if` and `default`, `flatten`, untagged, internally and
@@ -80,7 +80,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Wire for T {}
 /// fn scale(x: u64) -> u64 { x * 3 }
 ///
 /// pool.map(scale::TASK, inputs)?;  // bincode, both ways
-/// pool.map(scale, inputs)?;        // MessagePack, both ways: correct, just not bincode
+/// pool.map(scale, inputs)?;        // `MessagePack`, both ways: correct, just not bincode
 /// scale::spawn(7)?.join()?;        // bincode: `spawn` passes `scale::TASK`
 /// ```
 ///

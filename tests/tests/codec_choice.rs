@@ -87,7 +87,7 @@ mod bincode {
         Reading {
             sensor: format!("s{i}"),
             values: vec![i; usize::from(i) * 100],
-            scale: (i % 2 == 0).then_some(i64::from(i)),
+            scale: i.is_multiple_of(2).then_some(i64::from(i)),
         }
     }
 

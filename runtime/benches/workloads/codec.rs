@@ -1,4 +1,4 @@
-//! W8: the two codecs side by side, W1 and W2 with the default codec (MessagePack) and with
+//! W8: the two codecs side by side, W1 and W2 with the default codec (`MessagePack`) and with
 //! `#[lambda_parallel(codec = bincode)]`, repetition by repetition on one pool. bincode needs
 //! the `bincode` feature: `cargo bench --bench pool --features bincode`; without it, the rows
 //! say so.
