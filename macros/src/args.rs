@@ -4,26 +4,42 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
-use syn::{LitStr, Path};
+use syn::{Ident, LitStr, Path};
 
 /// Every key the attribute accepts, for the "unknown argument" message.
-const KEYS: &[&str] = &["crate"];
+const KEYS: &[&str] = &["crate", "codec"];
 
 /// The parsed `#[lambda_parallel(...)]` arguments.
 pub(crate) struct Args {
     /// `crate = path::to::lambda_parallel`, for crates that re-export the runtime.
     krate: Option<Path>,
+    /// `codec = msgpack` or `codec = bincode`, as written; the default codec if absent.
+    codec: Option<Ident>,
+}
+
+/// A codec that `codec = ...` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Codec {
+    MessagePack,
+    Bincode,
 }
 
 impl Args {
     /// Reads the attribute's arguments, reporting every unknown or repeated key.
     pub(crate) fn from_tokens(tokens: TokenStream) -> syn::Result<Self> {
-        let mut args = Args { krate: None };
+        let mut args = Args {
+            krate: None,
+            codec: None,
+        };
         let mut errors = Vec::new();
         syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
                 let path = crate_path(&meta)?;
                 set(&mut args.krate, path, &meta, &mut errors);
+            } else if meta.path.is_ident("codec") {
+                let name: Ident = meta.value()?.parse()?;
+                crate::validate::codec(&name, &mut errors);
+                set(&mut args.codec, name, &meta, &mut errors);
             } else {
                 errors.push(unknown(&meta.path));
                 skip_value(&meta)?;
@@ -41,6 +57,15 @@ impl Args {
             .as_ref()
             .map_or_else(|| quote!(::lambda_parallel), ToTokens::to_token_stream);
         quote!(#krate::__private)
+    }
+
+    /// The codec the function chose, if any (once `validate::codec` has accepted its name).
+    pub(crate) fn codec(&self) -> Option<Codec> {
+        match self.codec.as_ref()?.to_string().as_str() {
+            "msgpack" => Some(Codec::MessagePack),
+            "bincode" => Some(Codec::Bincode),
+            _ => None,
+        }
     }
 }
 
@@ -77,7 +102,7 @@ fn unknown(path: &Path) -> syn::Error {
         .map(|key| format!("`{key}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let msg = format!("unknown `#[lambda_parallel]` argument `{key}`, expected {expected}");
+    let msg = format!("unknown `#[lambda_parallel]` argument `{key}`, expected one of: {expected}");
     syn::Error::new_spanned(path, msg)
 }
 
@@ -97,7 +122,7 @@ fn path_to_string(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Args;
+    use super::{Args, Codec};
     use quote::quote;
 
     fn error(tokens: proc_macro2::TokenStream) -> String {
@@ -131,9 +156,36 @@ mod tests {
     #[test]
     fn unknown_and_duplicate_arguments_are_all_reported() {
         let msg = error(quote!(timout = 5, crate = a, crate = b, retries(3)));
-        let expected = "unknown `#[lambda_parallel]` argument `timout`, expected `crate`\n\
+        let expected = "unknown `#[lambda_parallel]` argument `timout`, expected one of: \
+                        `crate`, `codec`\n\
                         duplicate `#[lambda_parallel]` argument `crate`\n\
-                        unknown `#[lambda_parallel]` argument `retries`, expected `crate`";
+                        unknown `#[lambda_parallel]` argument `retries`, expected one of: \
+                        `crate`, `codec`";
         assert_eq!(msg, expected);
+    }
+
+    #[test]
+    fn codec_names_one_of_the_codecs_once() {
+        let codec = |tokens| Args::from_tokens(tokens).ok().map(|args| args.codec());
+        assert_eq!(codec(quote!()), Some(None));
+        assert_eq!(
+            codec(quote!(codec = msgpack)),
+            Some(Some(Codec::MessagePack))
+        );
+        let msg = error(quote!(codec = json, codec = msgpack));
+        let expected = "unknown codec `json`, expected `msgpack` or `bincode`\n\
+                        duplicate `#[lambda_parallel]` argument `codec`";
+        assert_eq!(msg, expected);
+    }
+
+    #[test]
+    fn codec_bincode_needs_the_feature() {
+        let codec = Args::from_tokens(quote!(codec = bincode)).map(|args| args.codec());
+        if cfg!(feature = "bincode") {
+            assert_eq!(codec.ok(), Some(Some(Codec::Bincode)));
+        } else {
+            let msg = codec.err().map(|err| err.to_string()).unwrap_or_default();
+            assert!(msg.contains("cargo feature `bincode`"), "{msg}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Meta, Token};
 
-use crate::args::Args;
+use crate::args::{Args, Codec};
 use crate::parse::RawFn;
 use crate::validate::Worker;
 
@@ -39,12 +39,18 @@ fn expand(worker: &Worker<'_>, args: &Args) -> TokenStream {
     // Output: #[allow(clippy::needless_pass_by_value)]
     //         #[cfg(unix)] pub fn hash(password: String) -> u64 { ... }
     //         #[cfg(unix)] pub struct hash {}
-    //         #[cfg(unix)] impl hash { pub fn spawn(...) -> ... }
+    //         #[cfg(unix)] impl hash { pub const TASK: Self = ...; pub fn spawn(...) -> ... }
+    //         #[cfg(unix)] impl SealedTaskFn<(String,), u64> for hash { ... }
+    //         #[cfg(unix)] impl TaskFn<(String,), u64> for hash { ... }
     let func = worker.func;
     let cfgs = cfgs(&func.attrs);
     let cfgs = quote!(#(#cfgs)*);
     let rt = args.private();
-    let items = vec![companion(worker), spawn_impl(worker, &rt)];
+    let items = vec![
+        companion(worker),
+        spawn_impl(worker, &rt),
+        task_fn_impls(worker, args.codec(), &rt),
+    ];
     quote! {
         // A worker must take its arguments by value, since they cross a process boundary; that
         // is this attribute's contract, not a choice clippy can improve on.
@@ -75,27 +81,36 @@ fn spawn_impl(worker: &Worker<'_>, rt: &TokenStream) -> TokenStream {
     // Input:  pub fn hash(password: String) -> u64 { ... }
     // Output: impl hash {
     //             #[doc = "..."]
+    //             pub const TASK: Self = Self {};
+    //             #[doc = "..."]
     //             pub fn spawn(password: String) -> Result<JoinHandle<u64>, Error> {
     //                 __private::spawn::<
-    //                     _,
+    //                     Self,
     //                     <(String,) as Checked<{ assert_wire::<String>() & ... }>>::Type,
     //                     <u64 as Checked<{ assert_wire::<String>() & ... }>>::Type,
-    //                 >(hash, (password,))
+    //                 >(Self::TASK, (password,))
     //             }
     //         }
-    // `hash` in the call is the function (the struct is braced, so it is not in the value
-    // namespace), which `TaskFn` covers like any function item. Each `assert_wire` is spanned at
-    // the user's type, so that is what a failure underlines. A failure also makes the two type
-    // arguments error types, which silences every later error about them (the `TaskFn` and
-    // `Wire` bounds of `spawn`, its return type); the identical reports are merged.
+    // `Self::TASK` is the companion, a `TaskFn` with the function's codec (`task_fn_impls`).
+    // Each `assert_wire` is spanned at the user's type, so that is what a failure underlines. A
+    // failure also makes the two type arguments error types, which silences every later error
+    // about them (the `TaskFn` and `Wire` bounds of `spawn`, its return type); the identical
+    // reports are merged.
     let (vis, name) = (&worker.func.vis, &worker.func.sig.ident);
     let doc = format!(
         "Runs {} in a forked worker process.\n\n\
-         The arguments are sent to the worker over a pipe; `JoinHandle::join` waits for it \
-         and returns the function's result.\n\n\
+         The arguments are sent to the worker over a pipe, in the function's codec; \
+         `JoinHandle::join` waits for it and returns the function's result.\n\n\
          # Errors\n\n\
          Returns an error when the worker process cannot be started.",
         link(worker)
+    );
+    let task_doc = format!(
+        "{} as a value, for a pool: `pool.map({}::TASK, inputs)` runs it in the codec that \
+         its `#[lambda_parallel]` attribute chose, where `pool.map({0}, inputs)` uses the \
+         default codec.",
+        link(worker),
+        name.unraw()
     );
     let bindings = worker.args.iter().map(|arg| &arg.binding);
     let params = worker.args.iter().map(|arg| {
@@ -111,15 +126,58 @@ fn spawn_impl(worker: &Worker<'_>, rt: &TokenStream) -> TokenStream {
     let ok = quote!({ #(#checks)* true });
     quote! {
         impl #name {
+            #[doc = #task_doc]
+            #vis const TASK: Self = Self {};
+
             #[doc = #doc]
             #vis fn spawn(#(#params),*)
                 -> #rt::Result<#rt::JoinHandle<#output>, #rt::Error>
             {
                 #rt::spawn::<
-                    _,
+                    Self,
                     <(#(#tys,)*) as #rt::Checked<#ok>>::Type,
                     <#output as #rt::Checked<#ok>>::Type,
-                >(#name, (#(#bindings,)*))
+                >(Self::TASK, (#(#bindings,)*))
+            }
+        }
+    }
+}
+
+fn task_fn_impls(worker: &Worker<'_>, codec: Option<Codec>, rt: &TokenStream) -> TokenStream {
+    // Input:  #[lambda_parallel(codec = bincode)] pub fn hash(password: String) -> u64 { ... }
+    // Output: impl __private::SealedTaskFn<(String,), u64> for hash {
+    //             const CODEC: __private::CodecChoice = __private::CodecChoice::BINCODE;
+    //             fn conjure() -> Self { Self {} }
+    //         }
+    //         impl __private::TaskFn<(String,), u64> for hash {
+    //             fn call(self, (password,): (String,)) -> u64 { hash(password) }
+    //         }
+    // `hash` in `call` is the function (the struct is braced, so it is not in the value
+    // namespace). The runtime's blanket impl for `Fn` types does not overlap: `Fn` is a
+    // fundamental trait, and the struct, local to this crate, does not implement it.
+    let name = &worker.func.sig.ident;
+    let bindings: Vec<_> = worker.args.iter().map(|arg| &arg.binding).collect();
+    let tys: Vec<_> = worker.args.iter().map(|arg| arg.ty).collect();
+    let output = output(worker);
+    let ret = worker.output.map(|ty| quote!(-> #ty));
+    let codec = codec.map(|codec| {
+        let choice = match codec {
+            Codec::MessagePack => quote!(MSGPACK),
+            Codec::Bincode => quote!(BINCODE),
+        };
+        quote!(const CODEC: #rt::CodecChoice = #rt::CodecChoice::#choice;)
+    });
+    quote! {
+        impl #rt::SealedTaskFn<(#(#tys,)*), #output> for #name {
+            #codec
+            fn conjure() -> Self {
+                Self {}
+            }
+        }
+
+        impl #rt::TaskFn<(#(#tys,)*), #output> for #name {
+            fn call(self, (#(#bindings,)*): (#(#tys,)*)) #ret {
+                #name(#(#bindings),*)
             }
         }
     }

@@ -42,6 +42,15 @@ use proc_macro::TokenStream;
 ///
 /// - `crate = path::to::lambda_parallel` (or `crate = "path::to::lambda_parallel"`): where the
 ///   generated code finds the runtime, for crates that re-export it. Default: `::lambda_parallel`.
+/// - `codec = bincode`: the function's arguments and result cross in bincode 2 rather than in
+///   the default, self-describing `MessagePack` (`codec = msgpack`, which may also be written
+///   out). bincode is more compact for plain types but cannot carry what needs
+///   `deserialize_any` (`serde_json::Value`, `flatten`, untagged enums) nor skipped fields. It
+///   needs the cargo feature `bincode` of `lambda-parallel`; without it, `codec = bincode` is a
+///   compile error that says so. `name::spawn` uses the function's codec; a pool uses it when
+///   given `name::TASK` (`pool.map(name::TASK, inputs)`), while `pool.map(name, inputs)` passes
+///   the bare function, whose type cannot carry a codec, and so uses the default codec on both
+///   ends (correct, just not bincode).
 ///
 /// # Restrictions
 ///
@@ -68,14 +77,29 @@ use proc_macro::TokenStream;
 ///
 /// impl hash_password {
 ///     #[doc = "..."]
+///     pub const TASK: Self = Self {};
+///
+///     #[doc = "..."]
 ///     pub fn spawn(password: String, rounds: u32)
 ///         -> __private::Result<__private::JoinHandle<Result<String, HashError>>, __private::Error>
 ///     {
 ///         __private::spawn::<
-///             _,
+///             Self,
 ///             <(String, u32,) as __private::Checked<{ OK }>>::Type,
 ///             <Result<String, HashError> as __private::Checked<{ OK }>>::Type,
-///         >(hash_password, (password, rounds,))
+///         >(Self::TASK, (password, rounds,))
+///     }
+/// }
+///
+/// impl __private::SealedTaskFn<(String, u32,), Result<String, HashError>> for hash_password {
+///     // Only with `codec = ...`; the default is MessagePack.
+///     const CODEC: __private::CodecChoice = __private::CodecChoice::BINCODE;
+///     fn conjure() -> Self { Self {} }
+/// }
+///
+/// impl __private::TaskFn<(String, u32,), Result<String, HashError>> for hash_password {
+///     fn call(self, (password, rounds,): (String, u32,)) -> Result<String, HashError> {
+///         hash_password(password, rounds)
 ///     }
 /// }
 /// ```
@@ -87,9 +111,10 @@ use proc_macro::TokenStream;
 ///
 /// Here `__private` is `::lambda_parallel::__private` (or the `crate = ...` path). The struct is
 /// zero-sized and braced, so it lives only in the type namespace and does not clash with the
-/// function: `hash_password` in `spawn`'s body is the function, which the runtime's `TaskFn`
-/// covers like any function item (a `Pool` takes it by the same name). Its items copy the
-/// function's `#[cfg]`s, and the bindings in `spawn` are hygienic, never the function's own
+/// function: `hash_password` in `call` is the function. The struct is itself a `TaskFn`, which
+/// carries the function's codec (a function item's type cannot: it has no name to implement a
+/// trait for), and a worker makes its own with `conjure`. Its items copy the function's
+/// `#[cfg]`s, and the bindings in `spawn` and `call` are hygienic, never the function's own
 /// patterns.
 #[proc_macro_attribute]
 pub fn lambda_parallel(args: TokenStream, item: TokenStream) -> TokenStream {

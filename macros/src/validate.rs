@@ -165,6 +165,26 @@ fn binding(pat: &Pat, index: usize, all_plain: bool) -> Ident {
     }
 }
 
+/// Whether `codec = #name` names a codec this build can generate code for.
+///
+/// A proc-macro cannot see the runtime's features, so this crate has a `bincode` feature of its
+/// own, which the runtime's `bincode` feature turns on (`lambda-parallel-macros/bincode`): the
+/// two are on together, in one build, for every crate in it. Cargo unifies features, so once
+/// any crate in the build enables `lambda-parallel/bincode`, every crate may write `codec =
+/// bincode`; a crate that relies on that should enable the feature itself.
+pub(crate) fn codec(name: &Ident, errors: &mut Vec<syn::Error>) {
+    if name == "bincode" && !cfg!(feature = "bincode") {
+        errors.push(syn::Error::new_spanned(name, BINCODE_OFF));
+    } else if name != "msgpack" && name != "bincode" {
+        let msg = format!("unknown codec `{name}`, expected `msgpack` or `bincode`");
+        errors.push(syn::Error::new_spanned(name, msg));
+    }
+}
+
+const BINCODE_OFF: &str = "`codec = bincode` needs the cargo feature `bincode` of \
+                           `lambda-parallel`: `lambda-parallel = { version = \"0.1\", \
+                           features = [\"bincode\"] }`";
+
 /// Every problem at once; rustc prints each under its own span.
 pub(crate) fn into_result(errors: Vec<syn::Error>) -> syn::Result<()> {
     let mut errors = errors.into_iter();

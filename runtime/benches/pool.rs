@@ -6,6 +6,7 @@
 //! cargo bench --bench pool -- --quick       # fewer repetitions: a smoke run (CI)
 //! cargo bench --bench pool -- W2 W5b       # only the workloads named
 //! cargo bench --bench pool -- --no-peers   # without the Python peers
+//! cargo bench --bench pool --features bincode -- W8   # the two codecs (W8 needs the feature)
 //! # The same, unchanged, inside the Lambda-shaped sandbox (no /dev/shm, 1024 descriptors). The
 //! # sandbox hides the host's /tmp: with a target directory there, add `--ro "$CARGO_TARGET_DIR"`.
 //! CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="../shared/tools/lambda-sandbox --" \
@@ -32,6 +33,7 @@
 //! | W5 | one-off `spawn(..).join()` of a trivial `#[lambda_parallel]` fn, µs | `raw fork`: pipe, fork, the child writes 8 bytes, read, `waitpid` |
 //! | W5b | W5 while the parent has 1 GiB of touched heap, ms | `raw fork` from that parent |
 //! | W6 | USS (private memory) of each idle worker of a fresh 2-worker pool, MiB; the parent's peak RSS during W2, MiB | a raw forked child's USS; the 64 MiB of task data in flight |
+//! | W8 | W1 and W2 in the default codec (a plain fn) and in `codec = bincode` (`f::TASK`), interleaved on one pool; needs `--features bincode` (else its rows say so) | the same workload in bincode |
 //!
 //! Peers, after our workloads, when `python3` is present: `benches/peers/peers.py` runs W1–W4
 //! on Python's `multiprocessing.Pool` and on `lambda_multiprocessing.Pool` 1.1 (in a virtual
@@ -60,7 +62,7 @@ use std::time::Instant;
 
 use crate::support::peers::Peers;
 use crate::support::report::{self, Row};
-use crate::workloads::{cpu, large, processes, tiny};
+use crate::workloads::{codec, cpu, large, processes, tiny};
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -155,13 +157,14 @@ fn main() -> Result<()> {
     let mut rows = Vec::new();
     // Process start-up and memory first, while this process is small: the time of a fork grows
     // with the parent's resident memory. The 1 GiB parent last, so that it slows nothing else.
-    let workloads: [(&str, Workload); 8] = [
+    let workloads: [(&str, Workload); 9] = [
         ("W4", processes::w4_pool_lifetime),
         ("W5", processes::w5_spawn),
         ("W6", large::w6_memory),
         ("W1b", tiny::w1b_round_trip),
         ("W2", large::w2_throughput),
         ("W1", tiny::w1_map),
+        ("W8", codec::w8_codecs),
         ("W3", cpu::w3_pbkdf2),
         ("W5b", processes::w5b_spawn_big_parent),
     ];

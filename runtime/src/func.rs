@@ -5,10 +5,35 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::{Codec, CodecChoice};
+
 /// A value that can cross the pipe between the caller and a worker process.
 ///
 /// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type; there is nothing to
 /// implement by hand. `#[lambda_parallel]` checks it for each argument and the return value.
+///
+/// # What crosses
+///
+/// By default, values cross in `MessagePack` (`rmp-serde`), self-describing, with struct fields
+/// by name, in serde's human-readable mode (a type with a readable and a compact form, such as
+/// a timestamp, writes the readable one). So the whole serde data model crosses:
+/// `serde_json::Value`, `skip_serializing_if` and `default`, `flatten`, untagged, internally and
+/// adjacently tagged enums, `u128`/`i128`, maps with non-string keys, `chrono` and `time`
+/// types, and the event types of `aws_lambda_events`. Two gaps, both shared with JSON:
+///
+/// - `Some(None)` reads back as `None` (an `Option<Option<T>>` loses its inner `None`);
+/// - a `u128` or `i128` inside an untagged enum or a `#[serde(flatten)]`ed struct does not
+///   decode (serde's buffered content has no 128-bit integers); elsewhere they cross.
+///
+/// A function may choose bincode 2 instead, with `#[lambda_parallel(codec = bincode)]` (cargo
+/// feature `bincode`): more compact for plain types, but not self-describing, so it cannot carry
+/// what needs `deserialize_any` (`serde_json::Value`, `flatten`, untagged or internally tagged
+/// enums) nor skipped fields. See [`TaskFn`] for how a [`Pool`](crate::Pool) uses it.
+///
+/// Byte vectors (`Vec<u8>`, `Box<[u8]>`) are copied in bulk in either codec. What arrives is
+/// untrusted: no length in a payload makes the receiver reserve more than the payload's bytes,
+/// and a bad payload is an error of its task ([`Error::is_codec`](crate::Error::is_codec)),
+/// whose message names the type, the codec, the function, the task and the side.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent to or from a worker process",
     label = "not `Serialize + DeserializeOwned + Send + 'static`",
@@ -29,7 +54,8 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Wire for T {}
 /// nothing: types with no data, so that a worker forked before the call can run them. Arguments
 /// and the return value must be [`Wire`]. A `#[lambda_parallel]` function is checked for all of
 /// this where it is declared. The trait is sealed: a worker makes its own copy of the function
-/// out of nothing, which is sound only for function items and closures.
+/// out of nothing, which is sound only for function items and closures, and for the companion
+/// struct that `#[lambda_parallel]` generates (below).
 ///
 /// ```
 /// # fn main() -> Result<(), lambda_parallel::Error> {
@@ -40,19 +66,66 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Wire for T {}
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Codecs
+///
+/// A function item or a closure always crosses in the default codec (see [`Wire`]): its type
+/// has no name, so nothing can say otherwise about it. A `#[lambda_parallel]` function `f` also
+/// has `f::TASK`, a value of its companion struct `f`, which is a `TaskFn` of the same
+/// arguments and result that runs `f` in the codec the attribute chose. So for a function with
+/// `#[lambda_parallel(codec = bincode)]`, pass `f::TASK` to a pool to use bincode:
+///
+/// ```ignore
+/// #[lambda_parallel(codec = bincode)]
+/// fn scale(x: u64) -> u64 { x * 3 }
+///
+/// pool.map(scale::TASK, inputs)?;  // bincode, both ways
+/// pool.map(scale, inputs)?;        // `MessagePack`, both ways: correct, just not bincode
+/// scale::spawn(7)?.join()?;        // bincode: `spawn` passes `scale::TASK`
+/// ```
+///
+/// Either way, the caller and the worker use the same codec for a task: both read it off the
+/// same type. Each frame on the pipe says which codec encoded it, and one in another codec
+/// than the task's is a bad frame ([`Error::is_bad_frame`](crate::Error::is_bad_frame)), never
+/// a misreading.
 pub trait TaskFn<Args, R>: Copy + Send + Sync + 'static + sealed::Sealed<Args, R> {
     /// Calls the function.
     fn call(self, args: Args) -> R;
 }
 
-mod sealed {
-    /// Implemented exactly where [`TaskFn`](super::TaskFn) is, so that nothing else can be.
+pub(crate) mod sealed {
+    use super::CodecChoice;
+
+    /// Implemented exactly where [`TaskFn`](super::TaskFn) is, so that nothing else can be:
+    /// here for function items and closures, and by `#[lambda_parallel]` for its companion
+    /// structs (through `__private`). It holds what a worker needs beyond `call`.
     #[allow(
         unreachable_pub,
         reason = "the sealed-trait pattern: public, so that it can bound a public trait, in a \
-                  module nobody outside can name"
+                  module nobody outside can name (but `__private`, for the attribute)"
     )]
-    pub trait Sealed<Args, R> {}
+    pub trait Sealed<Args, R>: Sized {
+        /// The codec of the function's arguments and result, on both sides of the fork.
+        const CODEC: CodecChoice = CodecChoice::MSGPACK;
+
+        /// A value of the function's type, made in a worker that was forked before the call
+        /// and so never had one.
+        fn conjure() -> Self;
+    }
+}
+
+/// The codec of `F`'s arguments and result.
+pub(crate) fn codec<F: TaskFn<Args, R>, Args, R>() -> Codec {
+    <F as sealed::Sealed<Args, R>>::CODEC.0
+}
+
+/// Fails to compile, at the call that instantiates it, unless `F` has no data.
+pub(crate) const fn assert_no_data<F>() {
+    assert!(
+        std::mem::size_of::<F>() == 0,
+        "a pool runs functions by name: pass a function item or a closure that captures nothing, \
+         not a function pointer or a capturing closure"
+    );
 }
 
 macro_rules! impl_task_fn {
@@ -61,6 +134,15 @@ macro_rules! impl_task_fn {
         where
             F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,
         {
+            fn conjure() -> F {
+                const { assert_no_data::<F>() };
+                // SAFETY: `F` has no data (asserted just above, at compile time), so every value
+                // of it is the same value; it implements `Fn` on stable Rust, so it is a
+                // function item or a closure (a function pointer or a reference has data),
+                // which is inhabited and has no invariant; and it is `Copy`, so making one
+                // creates no ownership. The caller had one.
+                unsafe { std::mem::zeroed() }
+            }
         }
 
         impl<F, R, $($arg,)*> TaskFn<($($arg,)*), R> for F

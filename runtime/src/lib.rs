@@ -225,8 +225,11 @@ pub use lambda_parallel_macros::lambda_parallel;
 pub mod __private {
     //! Used by code that `#[lambda_parallel]` generates. Not public API: may change in any release.
 
+    pub use crate::codec::CodecChoice;
+    /// The seal of `TaskFn`, which a companion struct implements with the function's codec.
+    pub use crate::func::sealed::Sealed as SealedTaskFn;
     pub use crate::spawn::spawn;
-    pub use crate::{Error, JoinHandle, Wire};
+    pub use crate::{Error, JoinHandle, TaskFn, Wire};
     pub use ::core::result::Result;
 
     /// Fails to compile, under the user's type, unless `T` can cross a pipe.

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::codec::Codec;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::func::Wire;
@@ -34,6 +35,7 @@ where
     R: Wire,
 {
     let name = func::name::<F>();
+    let codec = func::codec::<F, Args, R>();
     let spawn_error = |err| Error::new(name, ErrorKind::Spawn(err));
     let mut args = Some(args);
     let body = |direct: Direct| match args.take() {
@@ -68,6 +70,7 @@ where
         pipe: launched.results,
         reader: FrameReader::default(),
         worker: name,
+        codec,
         _output: PhantomData,
     })
 }
@@ -79,7 +82,7 @@ fn send_once<Args: Wire>(
     args: &Args,
     link: &OwnedFd,
 ) -> Result<(), Error> {
-    let frame = batch::once(worker::address(entry), args)
+    let frame = batch::once(worker::address(entry), entry.codec(), args)
         .map_err(|err| Error::new(name, ErrorKind::EncodeArgs(err.to_string())))?;
     let mut rest = &frame[..];
     while !rest.is_empty() {
@@ -106,6 +109,8 @@ pub struct JoinHandle<T> {
     pub(crate) pipe: OwnedFd,
     reader: FrameReader<Status>,
     worker: &'static str,
+    /// The codec of the function's result, which the worker's frame must be in.
+    codec: Codec,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -284,7 +289,7 @@ impl<T: Wire> JoinHandle<T> {
 
     fn outcome(&self) -> Result<T, ErrorKind> {
         match self.reader.frame() {
-            Ok(Some((tag, payload))) => outcome::decode(tag, payload),
+            Ok(Some((tag, payload))) => outcome::decode(self.codec, tag, payload),
             _ => unreachable!("`receive` returned true, so a whole frame has arrived"),
         }
     }

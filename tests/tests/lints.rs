@@ -31,6 +31,20 @@ pub mod workers {
     /// Returns nothing.
     #[lambda_parallel]
     pub(crate) fn unit() {}
+
+    /// Names the default codec.
+    #[lambda_parallel(codec = msgpack)]
+    #[must_use]
+    pub fn named_codec(x: u32) -> u32 {
+        x
+    }
+
+    /// Chooses bincode, where the feature is on.
+    #[cfg_attr(feature = "bincode", lambda_parallel(codec = bincode))]
+    #[must_use]
+    pub fn compact(x: u32) -> u32 {
+        x
+    }
 }
 
 #[test]
@@ -38,6 +52,8 @@ fn strict_lints_accept_the_expansion() {
     assert_eq!(workers::add(1, 2), 3);
     assert_eq!(workers::swap((1, 2), true), (2, 1));
     workers::unit();
+    assert_eq!(workers::named_codec(7), 7);
+    assert_eq!(workers::compact(7), 7);
     let _: fn(u64, u64) -> _ = workers::add::spawn;
     let _: fn((u8, u8), bool) -> _ = workers::swap::spawn;
     let _: fn() -> _ = workers::unit::spawn;

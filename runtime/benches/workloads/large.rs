@@ -8,14 +8,14 @@ use crate::support::report::{Figure, Row};
 use crate::{check, time, Config, Result};
 
 const MIB: usize = 1 << 20;
-const W2_TASKS: usize = 64;
+pub(crate) const W2_TASKS: usize = 64;
 
-fn echo(value: Vec<u8>) -> Vec<u8> {
+pub(crate) fn echo(value: Vec<u8>) -> Vec<u8> {
     value
 }
 
 /// One task's payload: 1 MiB of a pattern that a misplaced byte would break.
-fn payload() -> Vec<u8> {
+pub(crate) fn payload() -> Vec<u8> {
     (0..=250).cycle().take(MIB).collect()
 }
 

@@ -9,7 +9,7 @@ use crate::support::raw::EchoChild;
 use crate::support::report::{Figure, Row};
 use crate::{check, time, Config, Result};
 
-const W1_TASKS: u64 = 100_000;
+pub(crate) const W1_TASKS: u64 = 100_000;
 const W1B_ROUND_TRIPS: u64 = 10_000;
 
 pub(crate) fn square(x: u64) -> u64 {

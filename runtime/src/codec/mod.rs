@@ -21,7 +21,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// A value could not be encoded or decoded. The message says why, in words.
+/// A value could not be encoded or decoded. The message says why, in words; [`Codec`] adds
+/// which type and which codec, so that it reads "`my::Event` in bincode: ...".
 #[derive(Debug)]
 pub(crate) struct CodecError(String);
 
@@ -29,12 +30,32 @@ impl CodecError {
     pub(crate) fn new(message: String) -> Self {
         CodecError(message)
     }
+
+    /// The message, prefixed with the type `T` and the codec it went through.
+    fn of<T: ?Sized>(self, codec: Codec) -> Self {
+        let ty = std::any::type_name::<T>();
+        CodecError(format!("`{ty}` in {}: {}", codec.name(), self.0))
+    }
 }
 
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A function's codec, as `#[lambda_parallel(codec = ...)]` names it in the code it generates
+/// (through `__private`). Opaque: [`Codec`] itself stays private to the crate.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct CodecChoice(pub(crate) Codec);
+
+impl CodecChoice {
+    /// The default: `MessagePack`.
+    pub const MSGPACK: CodecChoice = CodecChoice(Codec::MessagePack);
+    /// bincode 2 (cargo feature `bincode`).
+    #[cfg(feature = "bincode")]
+    pub const BINCODE: CodecChoice = CodecChoice(Codec::Bincode);
 }
 
 /// A serialization format that values cross in. Each has a stable one-byte [`id`](Codec::id),
@@ -53,10 +74,6 @@ impl Codec {
     pub(crate) const DEFAULT: Codec = Codec::MessagePack;
 
     /// The byte that stands for this codec in a frame. Never reused for another format.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "frames carry it from #10's second round")
-    )]
     pub(crate) const fn id(self) -> u8 {
         match self {
             Codec::MessagePack => 1,
@@ -66,10 +83,6 @@ impl Codec {
     }
 
     /// The codec that `id` stands for, if this build has it.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "frames carry it from #10's second round")
-    )]
     pub(crate) const fn from_id(id: u8) -> Option<Codec> {
         match id {
             1 => Some(Codec::MessagePack),
@@ -80,10 +93,6 @@ impl Codec {
     }
 
     /// The codec's name, as `#[lambda_parallel(codec = ...)]` spells it.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "frames carry it from #10's second round")
-    )]
     pub(crate) const fn name(self) -> &'static str {
         match self {
             Codec::MessagePack => "msgpack",
@@ -92,7 +101,8 @@ impl Codec {
         }
     }
 
-    /// Appends the encoding of `value` to `out`. On error, `out` may hold a partial encoding.
+    /// Appends the encoding of `value` to `out`. On error, `out` may hold a partial encoding,
+    /// and the message names `T` and the codec.
     #[inline]
     pub(crate) fn encode_into<T: Serialize + ?Sized>(
         self,
@@ -104,10 +114,11 @@ impl Codec {
             #[cfg(feature = "bincode")]
             Codec::Bincode => bincode::encode_into(value, out),
         }
+        .map_err(|err| err.of::<T>(self))
     }
 
     /// Decodes a `T` that must fill `bytes` exactly. Nothing is allocated for a length that
-    /// `bytes` does not hold (see [`de`]).
+    /// `bytes` does not hold (see [`de`]). On error, the message names `T` and the codec.
     #[inline]
     pub(crate) fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
         match self {
@@ -115,21 +126,6 @@ impl Codec {
             #[cfg(feature = "bincode")]
             Codec::Bincode => bincode::decode(bytes),
         }
+        .map_err(|err| err.of::<T>(self))
     }
-}
-
-/// Appends the encoding of `value` in the default codec to `out`. On error, `out` may hold a
-/// partial encoding.
-#[inline]
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), CodecError> {
-    Codec::DEFAULT.encode_into(value, out)
-}
-
-/// Decodes a `T` in the default codec that must fill `bytes` exactly.
-#[inline]
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    Codec::DEFAULT.decode(bytes)
 }

@@ -7,6 +7,36 @@ use std::fmt::Debug;
 
 use serde::Deserialize;
 
+/// Appends the encoding of `value` in the default codec to `out`. An error is the codec's own
+/// words, without the type that [`Codec`] puts before them.
+fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    msgpack::encode_into(value, out)
+}
+
+/// Decodes a `T` in the default codec that must fill `bytes` exactly, as [`encode_into`].
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    msgpack::decode(bytes)
+}
+
+#[test]
+fn a_codec_error_names_the_type_and_the_codec() {
+    let err = Codec::DEFAULT.decode::<u64>(&[0xc1]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("`u64` in msgpack: the payload holds"),
+        "{err}"
+    );
+    let name: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(vec![0xff]);
+    let path = std::path::PathBuf::from(name);
+    let err = Codec::DEFAULT
+        .encode_into(&path, &mut Vec::new())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`std::path::PathBuf` in msgpack: path contains invalid UTF-8 characters"
+    );
+}
+
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Inner {
     id: u32,
@@ -490,7 +520,8 @@ mod bincode {
         forged.extend_from_slice(&(1_u64 << 58).to_le_bytes());
         forged.extend_from_slice(b"abc");
         let err = Codec::Bincode.decode::<String>(&forged).unwrap_err();
-        assert!(err.to_string().starts_with("the payload ends"), "{err}");
+        let want = "`alloc::string::String` in bincode: the payload ends";
+        assert!(err.to_string().starts_with(want), "{err}");
         assert!(Codec::Bincode.decode::<Vec<u8>>(&forged).is_err());
         assert!(Codec::Bincode.decode::<Vec<u64>>(&forged).is_err());
         assert!(Codec::Bincode.decode::<Inner>(&[7, 253]).is_err());
@@ -509,6 +540,9 @@ mod bincode {
         Codec::Bincode.encode_into(&7_u64, &mut bytes).unwrap();
         bytes.push(0);
         let err = Codec::Bincode.decode::<u64>(&bytes).unwrap_err();
-        assert_eq!(err.to_string(), "1 bytes left over after the value");
+        assert_eq!(
+            err.to_string(),
+            "`u64` in bincode: 1 bytes left over after the value"
+        );
     }
 }

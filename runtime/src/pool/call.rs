@@ -35,6 +35,7 @@ where
         Err(inputs) => return closed_outcomes(name, inputs, fail_fast),
     };
     let job = feed.job();
+    let codec = func::codec::<F, Args, R>();
     // Room for every result at once (growing by doubling would copy them, and fault in
     // fresh pages, several times over); a hint beyond reason is not taken at its word.
     let mut results: Vec<Option<Result<R, Error>>> = Vec::with_capacity(hint.0.min(1 << 20));
@@ -56,7 +57,7 @@ where
         drop(state);
         let mut failed = false;
         for (index, outcome) in arrived.drain(..) {
-            let result = decode(name, index, outcome);
+            let result = decode(name, codec, index, outcome);
             if result.is_err() && first_failure.is_none_or(|first| index < first) {
                 failed |= first_failure.is_none();
                 first_failure = Some(index);
@@ -114,6 +115,7 @@ where
         shared: Arc::clone(shared),
         job,
         name,
+        codec: func::codec::<F, Args, R>(),
         results: Vec::new(),
         len: feed.next,
         _output: PhantomData,

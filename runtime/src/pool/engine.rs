@@ -581,7 +581,7 @@ impl Engine {
             };
             let mut out = Vec::new();
             // Writing to a `Vec` cannot fail.
-            let _ = (batch.entry)(&batch.args, &mut out);
+            let _ = batch.entry.run(&batch.args, &mut out);
             let mut reader = FrameReader::<Status>::from_bytes(out);
             let mut state = shared.state();
             for index in batch.indices() {

@@ -3,6 +3,7 @@
 
 use super::engine::{Settings, Shared};
 use super::jobs::{Batch, JobId, Outcome};
+use crate::codec::Codec;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::func::TaskFn;
@@ -31,14 +32,15 @@ pub(super) fn chunk_for(settings: &Settings, hint: (usize, Option<usize>)) -> us
         .clamp(1, MAX_AUTO_CHUNK)
 }
 
-/// A task's result, or why there is none.
+/// A task's result, or why there is none; `codec` is its function's.
 pub(super) fn decode<R: Wire>(
     name: &'static str,
+    codec: Codec,
     index: usize,
     outcome: Outcome,
 ) -> Result<R, Error> {
     let result = match outcome {
-        Outcome::Frame(status, payload) => outcome::decode(status, &payload),
+        Outcome::Frame(status, payload) => outcome::decode(codec, status, &payload),
         Outcome::Failed(kind) => Err(*kind),
     };
     result.map_err(|kind| Error::new(name, kind).with_task(index))
@@ -127,7 +129,7 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
             };
             let index = self.next;
             self.next += 1;
-            if let Err(err) = batch::append_args(&args, &mut tasks.args) {
+            if let Err(err) = batch::append_args(entry.codec(), &args, &mut tasks.args) {
                 // This task fails alone; the batch so far goes now, the next starts after it.
                 let message = err.to_string();
                 self.encode_failure.get_or_insert(index);

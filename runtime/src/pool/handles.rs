@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::engine::Shared;
 use super::feed::{decode, Feed};
 use super::jobs::{JobId, Outcome};
+use crate::codec::Codec;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::func::TaskFn;
@@ -28,6 +29,8 @@ pub struct MapResult<R> {
     pub(super) shared: Arc<Shared>,
     pub(super) job: JobId,
     pub(super) name: &'static str,
+    /// The codec of the function's results.
+    pub(super) codec: Codec,
     pub(super) results: Vec<Option<Result<R, Error>>>,
     pub(super) len: usize,
     pub(super) _output: PhantomData<fn() -> R>,
@@ -57,7 +60,7 @@ impl<R: Wire> MapResult<R> {
             if self.results.len() <= index {
                 self.results.resize_with(index + 1, || None);
             }
-            self.results[index] = Some(decode(self.name, index, outcome));
+            self.results[index] = Some(decode(self.name, self.codec, index, outcome));
         }
     }
 
@@ -311,6 +314,8 @@ pub struct Imap<I: Iterator, R> {
     pub(super) feed: Feed<Tupled<I>>,
     job: JobId,
     name: &'static str,
+    /// The codec of the function's results.
+    codec: Codec,
     /// Tasks yielded so far.
     yielded: usize,
     /// How far past the next outcome to yield the feed may run.
@@ -353,6 +358,7 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
             job: feed.job(),
             feed,
             name: crate::func::name::<F>(),
+            codec: crate::func::codec::<F, (A,), R>(),
             yielded: 0,
             window: 4 * workers * chunk,
             #[cfg(feature = "tokio")]
@@ -380,7 +386,7 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
         if let Some((index, outcome)) = taken {
             drop(state);
             self.yielded += 1;
-            return Ok((index, decode(self.name, index, outcome)));
+            return Ok((index, decode(self.name, self.codec, index, outcome)));
         }
         let over = self.feed.is_done() && state.jobs.outstanding(self.job) == 0;
         Err((over, state.epoch()))

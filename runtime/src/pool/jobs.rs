@@ -8,6 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::codec::Codec;
 use crate::error::ErrorKind;
 use crate::transport::outbox::Outgoing;
 use crate::wire::batch;
@@ -98,6 +99,10 @@ impl Batch {
 impl Outgoing for Batch {
     fn entry(&self) -> u64 {
         worker::address(self.entry)
+    }
+
+    fn codec(&self) -> Codec {
+        self.entry.codec()
     }
 
     fn args(&self) -> &[u8] {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::ring::{RingReader, RingWriter};
 use crate::sys;
-use crate::wire::frame::{self, Fill, FrameReader, Payload, Tag};
+use crate::wire::frame::{self, Fill, FrameError, FrameReader, Payload, Tag};
 use crate::wire::outcome::Status;
 
 /// The tag of a frame on a pool worker's channel: an outcome, or a signal of the protocol above.
@@ -41,21 +41,22 @@ pub(crate) enum Up {
 }
 
 impl Tag for Up {
-    fn from_byte(byte: u8) -> Option<Up> {
-        match byte {
-            32 => Some(Up::Bell),
-            33 => Some(Up::ToPipe),
-            34 => Some(Up::ToRing),
-            _ => Status::from_byte(byte).map(Up::Outcome),
-        }
+    fn from_bytes(tag: u8, codec: u8) -> Result<Up, FrameError> {
+        let signal = match tag {
+            32 => Up::Bell,
+            33 => Up::ToPipe,
+            34 => Up::ToRing,
+            _ => return Status::from_bytes(tag, codec).map(Up::Outcome),
+        };
+        frame::uncoded(tag, codec, Some(signal))
     }
 
-    fn to_byte(self) -> u8 {
+    fn to_bytes(self) -> (u8, u8) {
         match self {
-            Up::Outcome(status) => status.to_byte(),
-            Up::Bell => 32,
-            Up::ToPipe => 33,
-            Up::ToRing => 34,
+            Up::Outcome(status) => status.to_bytes(),
+            Up::Bell => (32, 0),
+            Up::ToPipe => (33, 0),
+            Up::ToRing => (34, 0),
         }
     }
 }

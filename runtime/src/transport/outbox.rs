@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IoSlice};
 use std::os::fd::BorrowedFd;
 
+use crate::codec::Codec;
 use crate::sys;
 use crate::wire::batch::{self, Request, HEADER_AND_ENTRY_LEN};
 
@@ -17,6 +18,8 @@ use crate::wire::batch::{self, Request, HEADER_AND_ENTRY_LEN};
 pub(crate) trait Outgoing {
     /// The entry point's address.
     fn entry(&self) -> u64;
+    /// The codec of the tasks' arguments, which the request's header names.
+    fn codec(&self) -> Codec;
     /// The tasks' arguments.
     fn args(&self) -> &[u8];
 }
@@ -101,7 +104,8 @@ impl Outbox {
         let unsent = batches.range(batches.len() - self.unsent..);
         let mut headers = [[0; HEADER_AND_ENTRY_LEN]; BATCHES_PER_WRITE];
         for (header, batch) in headers.iter_mut().zip(unsent.clone()) {
-            *header = batch::header(Request::Batch, batch.entry(), batch.args().len());
+            let tag = Request::Batch(batch.codec());
+            *header = batch::header(tag, batch.entry(), batch.args().len());
         }
         let mut parts = [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
         let mut used = 0;
@@ -159,6 +163,10 @@ mod tests {
             self.entry
         }
 
+        fn codec(&self) -> Codec {
+            Codec::DEFAULT
+        }
+
         fn args(&self) -> &[u8] {
             &self.args
         }
@@ -199,7 +207,8 @@ mod tests {
         for ((tag, payload), batch) in frames.iter().zip(&batches) {
             let mut want = batch.entry.to_le_bytes().to_vec();
             want.extend_from_slice(&batch.args);
-            assert_eq!((*tag, payload.len()), (Request::Batch, want.len()));
+            let tag_and_len = (Request::Batch(Codec::DEFAULT), want.len());
+            assert_eq!((*tag, payload.len()), tag_and_len);
             assert!(*payload == want);
         }
         outbox

@@ -5,29 +5,44 @@
 //! the worker runs the function at that address in its copy of the program, see
 //! `worker::task::Entry`) followed by each task's arguments, as a `u32` length and the encoded
 //! bytes, so that a worker that cannot decode one task's arguments can still skip to the next.
+//! The frame's codec byte is the codec of every task's arguments in it, the batch's function's.
 
-use super::frame::{self, Tag, HEADER_LEN};
-use crate::codec::{self, CodecError};
+use super::frame::{self, FrameError, Tag, HEADER_LEN};
+use crate::codec::{Codec, CodecError};
 use crate::func::Wire;
 
-/// The tag of a frame to a worker.
+/// The tag of a frame to a worker, with the codec of the arguments it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
     /// A batch of tasks, after which the worker waits for the next (a pool worker).
-    Batch = 16,
+    Batch(Codec),
     /// A batch, after which the worker exits (a one-off worker forked by the fork server).
-    Once = 17,
+    Once(Codec),
+}
+
+impl Request {
+    /// The codec of the request's arguments.
+    pub(crate) fn codec(self) -> Codec {
+        match self {
+            Request::Batch(codec) | Request::Once(codec) => codec,
+        }
+    }
 }
 
 impl Tag for Request {
-    fn from_byte(byte: u8) -> Option<Request> {
-        [Request::Batch, Request::Once]
-            .into_iter()
-            .find(|tag| *tag as u8 == byte)
+    fn from_bytes(tag: u8, codec: u8) -> Result<Request, FrameError> {
+        match tag {
+            16 => frame::coded(tag, codec).map(Request::Batch),
+            17 => frame::coded(tag, codec).map(Request::Once),
+            _ => Err(FrameError::UnknownTag(tag)),
+        }
     }
 
-    fn to_byte(self) -> u8 {
-        self as u8
+    fn to_bytes(self) -> (u8, u8) {
+        match self {
+            Request::Batch(codec) => (16, codec.id()),
+            Request::Once(codec) => (17, codec.id()),
+        }
     }
 }
 
@@ -44,14 +59,19 @@ pub(crate) fn header(tag: Request, entry: u64, args_len: usize) -> [u8; HEADER_A
     header
 }
 
-/// A whole request frame of one task, for a one-off worker of the fork server.
+/// A whole request frame of one task, its arguments in `codec`, for a one-off worker of the
+/// fork server.
 ///
 /// # Errors
 ///
 /// When the arguments cannot be encoded.
-pub(crate) fn once<Args: Wire>(entry: u64, args: &Args) -> Result<Vec<u8>, CodecError> {
-    let mut frame = header(Request::Once, entry, 0).to_vec();
-    append_args(args, &mut frame)?;
+pub(crate) fn once<Args: Wire>(
+    entry: u64,
+    codec: Codec,
+    args: &Args,
+) -> Result<Vec<u8>, CodecError> {
+    let mut frame = header(Request::Once(codec), entry, 0).to_vec();
+    append_args(codec, args, &mut frame)?;
     frame::finish(&mut frame, 0);
     Ok(frame)
 }
@@ -62,17 +82,25 @@ pub(crate) fn parse(payload: &[u8]) -> Option<(u64, &[u8])> {
     Some((u64::from_le_bytes(*entry), tasks))
 }
 
-/// Appends one task's encoded arguments to a batch.
-pub(crate) fn append_args<Args: Wire>(args: &Args, batch: &mut Vec<u8>) -> Result<(), CodecError> {
+/// Appends one task's arguments, encoded in `codec`, to a batch.
+pub(crate) fn append_args<Args: Wire>(
+    codec: Codec,
+    args: &Args,
+    batch: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     let start = batch.len();
     batch.extend_from_slice(&[0; 4]);
-    if let Err(err) = codec::encode_into(args, batch) {
+    if let Err(err) = codec.encode_into(args, batch) {
         batch.truncate(start);
         return Err(err);
     }
     let Ok(len) = u32::try_from(batch.len() - start - 4) else {
         batch.truncate(start);
-        return Err(CodecError::new("arguments larger than 4 GiB".into()));
+        let ty = std::any::type_name::<Args>();
+        return Err(CodecError::new(format!(
+            "`{ty}` in {}: the arguments take more than 4 GiB",
+            codec.name()
+        )));
     };
     batch[start..start + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
@@ -92,25 +120,25 @@ mod tests {
     #[test]
     fn header_is_what_begin_and_finish_write() {
         let mut buf = Vec::new();
-        let start = frame::begin(&mut buf, Request::Batch);
+        let start = frame::begin(&mut buf, Request::Batch(Codec::DEFAULT));
         buf.extend_from_slice(&0x0123_4567_89ab_cdef_u64.to_le_bytes());
         buf.extend_from_slice(b"args");
         frame::finish(&mut buf, start);
-        let header = header(Request::Batch, 0x0123_4567_89ab_cdef, 4);
+        let header = header(Request::Batch(Codec::DEFAULT), 0x0123_4567_89ab_cdef, 4);
         assert_eq!(buf[..HEADER_AND_ENTRY_LEN], header);
     }
 
     #[test]
     fn a_once_frame_holds_its_one_task() {
-        let frame = once(42, &(7_u32, String::from("x"))).unwrap();
+        let frame = once(42, Codec::DEFAULT, &(7_u32, String::from("x"))).unwrap();
         let reader = frame::FrameReader::<Request>::from_bytes(frame);
         let (tag, payload) = reader.frame().unwrap().unwrap();
-        assert_eq!(tag, Request::Once);
+        assert_eq!(tag, Request::Once(Codec::DEFAULT));
         let (entry, tasks) = parse(payload).unwrap();
         assert_eq!(entry, 42);
         let (args, rest) = split_args(tasks).unwrap();
         assert!(rest.is_empty());
-        let decoded: (u32, String) = codec::decode(args).unwrap();
+        let decoded: (u32, String) = Codec::DEFAULT.decode(args).unwrap();
         assert_eq!(decoded, (7, "x".into()));
     }
 }

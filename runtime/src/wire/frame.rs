@@ -2,8 +2,11 @@
 //! (pipes and the ring alike). Written by both sides of the fork, read by both.
 //!
 //! A frame is a 12-byte header and the payload. The header: [`MAGIC`], the tag byte, the codec
-//! byte (which codec encoded the payload; 0 for frames whose payload is not a value), a check
-//! byte, and the payload's length as a little-endian `u64`. The check byte is a hash of the
+//! byte (the id of the codec that encoded the payload, `Codec::id`; 0 for frames whose payload
+//! is not an encoded value), a check byte, and the payload's length as a little-endian `u64`.
+//! Each family of tags says which codec bytes its tags take ([`Tag::from_bytes`]), so a frame
+//! in a codec this build does not have is a [`FrameError`], and the reader of a value compares
+//! the frame's codec with the one it expects before it decodes anything. The check byte is a hash of the
 //! tag, codec and length: bytes a worker's own code writes to its pipe by mistake, or a stream
 //! read out of step, fail the magic or the check (all but about one in 65,536 random headers),
 //! rather than be taken for a frame that claims any length at all.
@@ -13,6 +16,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 
+use crate::codec::Codec;
 use crate::sys;
 
 pub(crate) const HEADER_LEN: usize = 12;
@@ -29,7 +33,7 @@ fn check(tag: u8, codec: u8, len: u64) -> u8 {
 
 /// A whole header, for a frame of `len` payload bytes.
 pub(crate) fn header(tag: impl Tag, len: u64) -> [u8; HEADER_LEN] {
-    let (tag, codec) = (tag.to_byte(), 0);
+    let (tag, codec) = tag.to_bytes();
     let mut header = [
         MAGIC,
         tag,
@@ -57,11 +61,33 @@ pub(crate) const MAX_PAYLOAD: u64 = 8 << 30;
 /// pool worker's channel, which carries outcomes and the signals of the ring/pipe protocol
 /// (`transport::channel::Up`). Their bytes never overlap, so that a frame read in the wrong
 /// place is an unknown tag, not a misreading.
+///
+/// A tag value holds the frame's codec too, where its frames carry an encoded value, so that
+/// the codec travels with the frame wherever it is stored.
 pub(crate) trait Tag: Copy + fmt::Debug + PartialEq {
-    /// The tag a byte stands for in this family, if any.
-    fn from_byte(byte: u8) -> Option<Self>;
-    /// The byte on the wire.
-    fn to_byte(self) -> u8;
+    /// The tag that a header's tag and codec bytes stand for in this family.
+    ///
+    /// # Errors
+    ///
+    /// An unknown tag, or a codec byte the tag does not take.
+    fn from_bytes(tag: u8, codec: u8) -> Result<Self, FrameError>;
+    /// The tag and codec bytes on the wire.
+    fn to_bytes(self) -> (u8, u8);
+}
+
+/// The tag that `tag` stands for, `known`, if any, for a tag whose frames hold no encoded value
+/// (their codec byte is 0).
+pub(crate) fn uncoded<T>(tag: u8, codec: u8, known: Option<T>) -> Result<T, FrameError> {
+    match known {
+        None => Err(FrameError::UnknownTag(tag)),
+        Some(_) if codec != 0 => Err(FrameError::BadCodec { tag, codec }),
+        Some(known) => Ok(known),
+    }
+}
+
+/// The codec that a frame's codec byte names, for a tag whose frames hold an encoded value.
+pub(crate) fn coded(tag: u8, codec: u8) -> Result<Codec, FrameError> {
+    Codec::from_id(codec).ok_or(FrameError::BadCodec { tag, codec })
 }
 
 /// The bytes on a pipe do not form a frame.
@@ -70,6 +96,11 @@ pub(crate) enum FrameError {
     /// The magic or the check byte is wrong: these bytes are not a header.
     BadHeader([u8; HEADER_LEN]),
     UnknownTag(u8),
+    /// The codec byte is one the tag does not take, or names no codec this build has.
+    BadCodec {
+        tag: u8,
+        codec: u8,
+    },
     TooLarge(u64),
     Truncated {
         have: usize,
@@ -86,6 +117,18 @@ impl fmt::Display for FrameError {
                 write!(f, "bytes that are not a frame header: {bytes:02x?}")
             }
             FrameError::UnknownTag(tag) => write!(f, "unknown frame tag {tag:#04x}"),
+            FrameError::BadCodec { tag, codec } => match Codec::from_id(*codec) {
+                Some(codec) => write!(
+                    f,
+                    "a frame of tag {tag:#04x} says it is in {}, which that tag does not take",
+                    codec.name()
+                ),
+                None => write!(
+                    f,
+                    "a frame of tag {tag:#04x} has codec byte {codec:#04x}, which names no codec \
+                     of this build"
+                ),
+            },
             FrameError::TooLarge(len) => write!(
                 f,
                 "frame announces {len} bytes, more than the limit of {MAX_PAYLOAD}"
@@ -131,7 +174,7 @@ pub(crate) fn parse_header<T: Tag>(header: &[u8]) -> Result<(T, u64), FrameError
     if magic != MAGIC || checked != check(tag, codec, len) {
         return Err(FrameError::BadHeader(*header));
     }
-    let tag = T::from_byte(tag).ok_or(FrameError::UnknownTag(tag))?;
+    let tag = T::from_bytes(tag, codec)?;
     if len > MAX_PAYLOAD {
         return Err(FrameError::TooLarge(len));
     }
@@ -342,7 +385,7 @@ mod tests {
     #[test]
     fn waits_for_the_rest_of_a_frame() {
         let mut buf = Vec::new();
-        let start = begin(&mut buf, Status::Value);
+        let start = begin(&mut buf, Status::Value(Codec::DEFAULT));
         buf.extend_from_slice(b"abc");
         finish(&mut buf, start);
         let reader = reader_with(&buf[..buf.len() - 1]);
@@ -353,36 +396,50 @@ mod tests {
         );
     }
 
-    /// A header of a tag no family has, with a true check byte.
+    /// A header of any tag and codec bytes, with a true check byte.
     #[derive(Clone, Copy, Debug, PartialEq)]
-    struct Any(u8);
+    struct Any(u8, u8);
 
     impl Tag for Any {
-        fn from_byte(byte: u8) -> Option<Any> {
-            Some(Any(byte))
+        fn from_bytes(tag: u8, codec: u8) -> Result<Any, FrameError> {
+            Ok(Any(tag, codec))
         }
 
-        fn to_byte(self) -> u8 {
-            self.0
+        fn to_bytes(self) -> (u8, u8) {
+            (self.0, self.1)
         }
     }
 
     #[test]
     fn rejects_an_unknown_tag() {
-        let reader = reader_with(&header(Any(7), 0));
+        let reader = reader_with(&header(Any(7, 0), 0));
         assert_eq!(reader.frame(), Err(FrameError::UnknownTag(7)));
+    }
+
+    /// A value frame must name a codec, and only a value or panic frame may.
+    #[test]
+    fn rejects_a_codec_byte_its_tag_does_not_take() {
+        let value = Status::Value(Codec::DEFAULT).to_bytes().0;
+        let failed = Status::EncodeFailed.to_bytes().0;
+        for (tag, codec) in [(value, 0), (value, 0xee), (failed, Codec::DEFAULT.id())] {
+            let reader = reader_with(&header(Any(tag, codec), 0));
+            assert_eq!(reader.frame(), Err(FrameError::BadCodec { tag, codec }));
+        }
+        let reader = reader_with(&header(Status::Value(Codec::DEFAULT), 0));
+        let read = reader.frame().unwrap().unwrap();
+        assert_eq!(read, (Status::Value(Codec::DEFAULT), &[][..]));
     }
 
     #[test]
     fn rejects_an_absurd_length() {
-        let reader = reader_with(&header(Status::Value, u64::MAX));
+        let reader = reader_with(&header(Status::Value(Codec::DEFAULT), u64::MAX));
         assert_eq!(reader.frame(), Err(FrameError::TooLarge(u64::MAX)));
     }
 
     #[test]
     fn rejects_bytes_out_of_step() {
         let mut bytes = vec![0, 0, 0, 0];
-        bytes.extend_from_slice(&empty(Status::Value));
+        bytes.extend_from_slice(&empty(Status::Value(Codec::DEFAULT)));
         assert!(matches!(
             reader_with(&bytes).frame(),
             Err(FrameError::BadHeader(_))
@@ -421,7 +478,7 @@ mod properties {
         (frames, flips, any::<prop::sample::Index>()).prop_map(|(payloads, flips, cut)| {
             let mut bytes = Vec::new();
             for payload in payloads {
-                let start = begin(&mut bytes, Status::Value);
+                let start = begin(&mut bytes, Status::Value(Codec::DEFAULT));
                 bytes.extend_from_slice(&payload);
                 finish(&mut bytes, start);
             }
@@ -465,7 +522,7 @@ mod properties {
             let (read, write) = sys::pipe().unwrap();
             sys::set_nonblocking(read.as_fd()).unwrap();
             sys::grow_pipe(write.as_fd());
-            let mut bytes = header(Status::Value, len).to_vec();
+            let mut bytes = header(Status::Value(Codec::DEFAULT), len).to_vec();
             bytes.resize(HEADER_LEN + arrived.min(60_000), 0x5a);
             let mut write = std::fs::File::from(write);
             write.write_all(&bytes).unwrap();

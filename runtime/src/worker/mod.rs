@@ -15,7 +15,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 pub(crate) use self::panic::install_panic_hook;
-pub(crate) use self::task::{address, entry, run_one, Entry};
+pub(crate) use self::task::{address, entry, run_one, Entry, RunBatch};
 use crate::func::TaskFn;
 use crate::func::Wire;
 use crate::sys::{self, Pid};
@@ -79,7 +79,11 @@ pub(crate) fn run_once<F: TaskFn<Args, R>, Args: Wire, R: Wire>(
             return false;
         }
         let mut frame = Vec::new();
-        run_one(|| f.call(args), &mut frame);
+        run_one(
+            crate::func::codec::<F, Args, R>(),
+            || f.call(args),
+            &mut frame,
+        );
         std::fs::File::from(results).write_all(&frame).is_ok()
     }));
     sys::exit_now(match delivered {
@@ -118,11 +122,13 @@ pub(crate) fn serve(
                     let Ok(entry) = usize::try_from(entry) else {
                         return EXIT_PROTOCOL;
                     };
-                    // SAFETY: the caller sends only addresses that `task::entry` returned, in
-                    // the process image that this one is a fork of, over a pipe only the two of
-                    // them hold; so this is the address of an `Entry` function, here as there.
-                    let entry = unsafe { std::mem::transmute::<usize, Entry>(entry) };
-                    if entry(tasks, &mut out).is_err() || tag == Request::Once {
+                    // SAFETY: the caller sends only addresses that `task::address` took of an
+                    // `Entry` that `task::entry` returned, in the process image that this one is
+                    // a fork of, over a pipe only the two of them hold; so this is the address
+                    // of a `RunBatch` function, here as there.
+                    let run = unsafe { std::mem::transmute::<usize, RunBatch>(entry) };
+                    if run(tag.codec(), tasks, &mut out).is_err() || matches!(tag, Request::Once(_))
+                    {
                         // Done, or the caller closed its end: the pool is gone.
                         return 0;
                     }

@@ -1,6 +1,7 @@
 //! The ring on its own, both ends in one process.
 
 use super::*;
+use crate::codec::Codec;
 use crate::transport::channel::Up;
 use crate::wire::frame;
 use crate::wire::outcome::Status;
@@ -26,13 +27,16 @@ fn frames_cross_in_order_and_wrap() {
     // Frames of odd sizes, many times round the ring, each read back whole.
     for round in 0..5000_usize {
         let payload: Vec<u8> = (0..(round * 37) % 700).map(|i| (i ^ round) as u8).collect();
-        let frame = frame_of(Up::Outcome(Status::Value), &payload);
+        let frame = frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), &payload);
         assert!(writer.fits(frame.len()));
         writer.push(&frame);
         reader.refresh();
         assert_eq!(
             reader.next::<Up>().unwrap(),
-            Some((Up::Outcome(Status::Value), Payload::copy_of(&payload)))
+            Some((
+                Up::Outcome(Status::Value(Codec::DEFAULT)),
+                Payload::copy_of(&payload)
+            ))
         );
         reader.release();
     }
@@ -42,7 +46,7 @@ fn frames_cross_in_order_and_wrap() {
 #[test]
 fn a_full_ring_keeps_room_for_the_switch_to_the_pipe() {
     let (mut reader, mut writer) = pair();
-    let frame = frame_of(Up::Outcome(Status::Value), &[7; 1000]);
+    let frame = frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), &[7; 1000]);
     let mut pushed = 0;
     while writer.fits(frame.len()) {
         writer.push(&frame);
@@ -54,7 +58,7 @@ fn a_full_ring_keeps_room_for_the_switch_to_the_pipe() {
     for _ in 0..pushed {
         assert_eq!(
             reader.next::<Up>().unwrap().unwrap().0,
-            Up::Outcome(Status::Value)
+            Up::Outcome(Status::Value(Codec::DEFAULT))
         );
     }
     assert_eq!(
@@ -70,7 +74,7 @@ fn a_full_ring_keeps_room_for_the_switch_to_the_pipe() {
 #[test]
 fn a_writer_waits_for_room_until_the_reader_makes_it() {
     let (mut reader, mut writer) = pair();
-    let frame = frame_of(Up::Outcome(Status::Value), &[1; 4000]);
+    let frame = frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), &[1; 4000]);
     while writer.fits(frame.len()) {
         writer.push(&frame);
     }
@@ -109,7 +113,7 @@ fn one_bell_per_sleep() {
 #[test]
 fn sleep_sees_a_frame_already_published() {
     let (mut reader, mut writer) = pair();
-    writer.push(&frame_of(Up::Outcome(Status::Value), b"x"));
+    writer.push(&frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), b"x"));
     assert!(reader.sleep());
 }
 
@@ -122,7 +126,7 @@ fn garbage_in_the_ring_is_a_bad_frame() {
 
     let (mut reader, mut writer) = pair();
     // A true header that claims more than the ring holds of the frame.
-    let mut lying = frame::header(Up::Outcome(Status::Value), 200).to_vec();
+    let mut lying = frame::header(Up::Outcome(Status::Value(Codec::DEFAULT)), 200).to_vec();
     lying.extend_from_slice(b"abc");
     writer.push(&lying);
     reader.refresh();
@@ -172,7 +176,7 @@ fn scribbling_while_the_reader_reads_gives_frames_or_errors() {
                 let mut published = tail.wrapping_add(next() % 512);
                 if next() % 16 == 0 {
                     // A proper frame now and then, so that some reads succeed.
-                    let frame = frame_of(Up::Outcome(Status::Value), b"ok");
+                    let frame = frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), b"ok");
                     map.write(tail, &frame);
                     published = tail + frame.len() as u64;
                 }

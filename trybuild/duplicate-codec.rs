@@ -1,0 +1,8 @@
+use lambda_parallel::lambda_parallel;
+
+#[lambda_parallel(codec = msgpack, codec = msgpack)]
+fn double(x: u32) -> u32 {
+    x * 2
+}
+
+fn main() {}
