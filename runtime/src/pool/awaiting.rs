@@ -95,6 +95,12 @@ impl Waiting {
         }
     }
 
+    /// Tasks were queued since this call last drove: its next turn drives again, rather than
+    /// wait for news that the queued tasks cannot bring before a step hands them out.
+    pub(crate) fn queued(&mut self) {
+        self.drove = false;
+    }
+
     fn set_timer(&mut self, expiry: Option<Instant>) {
         match expiry {
             None => self.timer = None,
