@@ -26,6 +26,9 @@ use crate::error::{copy_io_error, Error, ErrorKind};
 use crate::func::Wire;
 use crate::proc::held::Kept;
 
+/// The longest an awaited call sleeps on the reactor without looking at the pool again.
+const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How one awaited call waits for the pool.
 #[derive(Default)]
 pub(crate) struct Waiting {
@@ -80,6 +83,12 @@ impl Waiting {
                 guard?.clear_ready();
                 return Poll::Ready(Ok(()));
             }
+        }
+        if self.timer.is_none() {
+            // A wake-up can still be lost between a step and the reactor (seen as a hang of the
+            // `Imap` stream under load; under investigation): an awaited call never sleeps
+            // longer than this before it looks again.
+            self.set_timer(Some(Instant::now() + LOOK_AGAIN));
         }
         if let Some((_, timer)) = &mut self.timer {
             if timer.as_mut().poll(cx).is_ready() {
