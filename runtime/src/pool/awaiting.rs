@@ -26,9 +26,6 @@ use crate::error::{copy_io_error, Error, ErrorKind};
 use crate::func::Wire;
 use crate::proc::held::Kept;
 
-/// The longest an awaited call sleeps on the reactor without looking at the pool again.
-const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// How one awaited call waits for the pool.
 #[derive(Default)]
 pub(crate) struct Waiting {
@@ -38,8 +35,9 @@ pub(crate) struct Waiting {
     watch: Option<AsyncFd<OwnedFd>>,
     /// Wakes the call when a task's timeout or the pool's deadline falls.
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
-    /// This call drove the last step: look at the outcomes before driving another.
-    drove: bool,
+    /// This call drove the last step, which ended with the queue's push count given: look at
+    /// the outcomes before driving another, unless batches were queued since.
+    drove: Option<u64>,
 }
 
 impl fmt::Debug for Waiting {
@@ -60,7 +58,13 @@ impl Waiting {
         shared: &Shared,
         epoch: u64,
     ) -> Poll<io::Result<()>> {
-        if !std::mem::take(&mut self.drove) {
+        let looked = match self.drove.take() {
+            // Batches queued since (by this call's own feed, say) go out with no step but one
+            // this call drives: no worker has news of them.
+            Some(pushes) => shared.state().jobs.pushes() == pushes,
+            None => false,
+        };
+        if !looked {
             if let Some(mut driver) = shared.try_drive() {
                 let stepped = driver.step_now();
                 if self.watch.is_none() {
@@ -72,7 +76,7 @@ impl Waiting {
                     self.watch = Some(watch?);
                 }
                 drop(driver);
-                self.drove = !stepped.again;
+                self.drove = (!stepped.again).then_some(stepped.pushes);
                 self.set_timer(stepped.expiry);
                 return Poll::Ready(Ok(()));
             }
@@ -83,12 +87,6 @@ impl Waiting {
                 guard?.clear_ready();
                 return Poll::Ready(Ok(()));
             }
-        }
-        if self.timer.is_none() {
-            // A wake-up can still be lost between a step and the reactor (seen as a hang of the
-            // `Imap` stream under load; under investigation): an awaited call never sleeps
-            // longer than this before it looks again.
-            self.set_timer(Some(Instant::now() + LOOK_AGAIN));
         }
         if let Some((_, timer)) = &mut self.timer {
             if timer.as_mut().poll(cx).is_ready() {
@@ -102,12 +100,6 @@ impl Waiting {
             // A step ended since the outcomes were taken: they may have come.
             Poll::Ready(Ok(()))
         }
-    }
-
-    /// Tasks were queued since this call last drove: its next turn drives again, rather than
-    /// wait for news that the queued tasks cannot bring before a step hands them out.
-    pub(crate) fn queued(&mut self) {
-        self.drove = false;
     }
 
     fn set_timer(&mut self, expiry: Option<Instant>) {

@@ -21,6 +21,12 @@
 //! deadline or dooms a job while it sleeps writes a byte there, so the new work goes out at
 //! once rather than at the driver's next outcome.
 //!
+//! A batch queued while nobody sleeps in `poll` goes out only with a step that someone drives,
+//! and no worker's news prompts one when every worker is idle. The queue counts its pushes
+//! ([`Jobs::pushes`]) so that no such batch is stranded: an awaited call that has just driven
+//! drives again before it sleeps if the count moved, and a driver that does not sleep wakes
+//! every awaited call when it lets go if the count moved while it held the engine.
+//!
 //! Fairness: batches go to workers round robin between the calls that have any queued
 //! ([`Jobs::pop_queued`]), so concurrent calls share the workers batch by batch.
 
@@ -262,6 +268,7 @@ impl Shared {
             shared: self,
             engine: Some(engine),
             wake_all: false,
+            pushes: None,
         })
     }
 
@@ -322,6 +329,7 @@ impl Shared {
             shared: self,
             engine: Some(self.engine()),
             wake_all: true,
+            pushes: None,
         };
         let engine = driver.engine_mut();
         let mut state = self.state();
@@ -363,6 +371,9 @@ pub(crate) struct Stepped {
     /// When the next task timeout or the deadline falls, which a timer must wake the caller
     /// for.
     pub(crate) expiry: Option<Instant>,
+    /// The queue's [`Jobs::pushes`] when the step ended: while it has not moved, whatever is
+    /// queued waits for room on a worker, and the worker's news wakes the caller.
+    pub(crate) pushes: u64,
 }
 
 /// The right to drive the engine, held for one step. Letting go of it ends the step: the
@@ -373,6 +384,10 @@ pub(crate) struct Driver<'a> {
     engine: Option<MutexGuard<'a, Engine>>,
     /// Wake every awaited call when letting go, for news or so that one drives next.
     wake_all: bool,
+    /// The queue's [`Jobs::pushes`] when a step that does not sleep ended: a batch queued since
+    /// then, while this driver held the engine, went out with no step, so letting go wakes
+    /// every awaited call, one of which drives.
+    pushes: Option<u64>,
 }
 
 impl Driver<'_> {
@@ -418,8 +433,19 @@ impl Driver<'_> {
         }
         let state = shared.state();
         let queued = state.jobs.queued() > 0;
+        // Batches a worker has room for, queued after this step dispatched (by a caller whose
+        // own turn found the engine taken) or put back by it (a worker died, or was retired):
+        // they go out with the next step, which nobody else may drive.
+        again |= queued && engine.has_room(state.deadline, &shared.settings);
         let expiry = engine.next_expiry(state.deadline, queued, &shared.settings);
-        Stepped { again, expiry }
+        let pushes = state.jobs.pushes();
+        drop(state);
+        self.pushes = Some(pushes);
+        Stepped {
+            again,
+            expiry,
+            pushes,
+        }
     }
 
     /// One step: hands queued batches to workers, writes requests, waits for news, reads it,
@@ -505,6 +531,16 @@ impl Drop for Driver<'_> {
         drop(self.engine.take());
         let mut state = self.shared.state();
         state.epoch += 1;
+        if self
+            .pushes
+            .is_some_and(|pushes| pushes != state.jobs.pushes())
+            || !state.doomed.is_empty()
+        {
+            // Work came while this driver held the engine, after it looked: its caller may not
+            // drive again, so every awaited call wakes, and the first to find the engine free
+            // hands the work out.
+            self.wake_all = true;
+        }
         let wakers = if self.wake_all {
             std::mem::take(&mut state.wakers)
         } else {
@@ -518,6 +554,13 @@ impl Drop for Driver<'_> {
             waker.wake();
         }
     }
+}
+
+/// How many more tasks a worker may be given before it is recycled.
+fn budget(slot: &Slot, settings: &Settings) -> usize {
+    settings
+        .max_tasks_per_worker
+        .map_or(usize::MAX, |limit| limit.saturating_sub(slot.assigned))
 }
 
 /// How a step waits for the workers.
@@ -639,14 +682,12 @@ impl Engine {
             // Past the deadline, queued tasks fail (in `expire`) rather than start to be killed.
             return;
         }
-        let limit = settings.max_tasks_per_worker;
         // Each worker gets one batch before any gets a second: a call with as many tasks as
         // there are workers runs them all at once, not two after one another on one worker.
         for depth in 1..=BATCHES_PER_WORKER {
             for slot in &mut self.slots {
                 while slot.batches.len() < depth {
-                    let budget =
-                        limit.map_or(usize::MAX, |limit| limit.saturating_sub(slot.assigned));
+                    let budget = budget(slot, settings);
                     if budget == 0 {
                         break;
                     }
@@ -660,6 +701,16 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether [`dispatch`](Engine::dispatch) would hand a queued batch to some worker now.
+    fn has_room(&self, deadline: Option<Instant>, settings: &Settings) -> bool {
+        let past_deadline = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        !past_deadline
+            && self
+                .slots
+                .iter()
+                .any(|slot| slot.batches.len() < BATCHES_PER_WORKER && budget(slot, settings) > 0)
     }
 
     /// When the next task timeout or the pool's deadline falls, if either applies.

@@ -400,17 +400,11 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
         ordered: bool,
     ) -> std::task::Poll<Option<(usize, Result<R, Error>)>> {
         loop {
-            let fed = self.feed.next;
             let epoch = match self.try_next(ordered) {
                 Ok(next) => return std::task::Poll::Ready(Some(next)),
                 Err((true, _)) => return std::task::Poll::Ready(None),
                 Err((false, epoch)) => epoch,
             };
-            if self.feed.next != fed {
-                // Tasks were queued since the last step: no worker has news of them, so unless
-                // this call drives, nobody hands them out.
-                self.waiting.queued();
-            }
             match self.waiting.poll_turn(cx, &self.shared, epoch) {
                 std::task::Poll::Ready(Ok(())) => {}
                 std::task::Poll::Ready(Err(err)) => {

@@ -157,6 +157,8 @@ pub(crate) struct Jobs {
     queued: usize,
     /// Times an outcome was recorded, or a job taken to record some ([`Jobs::visits`]).
     visits: u64,
+    /// Times a batch was queued, or put back ([`Jobs::pushes`]).
+    pushes: u64,
     next: JobId,
 }
 
@@ -188,6 +190,12 @@ impl Jobs {
         self.visits
     }
 
+    /// Moves whenever a batch is queued or put back in the queue: a step that saw another count
+    /// has not dispatched what is queued now.
+    pub(crate) fn pushes(&self) -> u64 {
+        self.pushes
+    }
+
     pub(crate) fn contains(&self, id: JobId) -> bool {
         self.by_id.contains_key(&id)
     }
@@ -202,6 +210,7 @@ impl Jobs {
             }
             job.queue.push_back(batch);
             self.queued += 1;
+            self.pushes += 1;
         }
     }
 
@@ -310,6 +319,7 @@ impl Jobs {
         self.rota.push_front(batch.job);
         job.queue.push_front(batch);
         self.queued += 1;
+        self.pushes += 1;
     }
 
     /// How many batches are queued, over all jobs.

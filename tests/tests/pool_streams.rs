@@ -1,0 +1,129 @@
+//! Awaited pool calls never strand a queued task: a batch queued when every worker is idle and
+//! nobody sleeps in `poll` (by the stream's own feed, or put back after a worker died or was
+//! retired) still goes out, with no worker's news to prompt it.
+//!
+//! Each call runs under a timeout far above what it takes (well under a second), so that a
+//! stranded task fails the test with the call named instead of hanging the run.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::Context;
+use std::time::Duration;
+
+use futures_core::Stream;
+use lambda_parallel::{lambda_parallel, Pool};
+
+#[lambda_parallel]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// Aborts the worker on the inputs it is told to.
+#[lambda_parallel]
+fn square_or_abort(x: u64, abort: bool) -> u64 {
+    if abort {
+        std::process::abort();
+    }
+    x * x
+}
+
+/// Far above what any call here takes: reached only when a task was stranded.
+const STRANDED: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the runtime starts")
+}
+
+/// `StreamExt::next`, without the dependency.
+async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx: &mut Context<'_>| Pin::new(&mut *stream).poll_next(cx)).await
+}
+
+/// Runs `call` on `runtime`, failing the test with `what` if it does not end.
+fn within<T>(runtime: &tokio::runtime::Runtime, what: &str, call: impl Future<Output = T>) -> T {
+    runtime
+        .block_on(async { tokio::time::timeout(STRANDED, call).await })
+        .unwrap_or_else(|_| panic!("{what} stranded a task: no outcome in {STRANDED:?}"))
+}
+
+#[test]
+fn a_stream_hands_out_what_it_feeds_while_every_worker_is_idle() {
+    // The stream feeds its next inputs as it yields outcomes that one step brought; with one
+    // worker, that worker is idle by then. Before the fix this hung within the first rounds.
+    let runtime = runtime();
+    for workers in [1, 2, 3] {
+        let pool = Pool::new(workers).unwrap();
+        for round in 0..100 {
+            let what = format!("imap round {round} on {workers} workers");
+            let total = within(&runtime, &what, async {
+                let mut squares = pool.imap(square, 1..=100);
+                let mut total = 0;
+                while let Some(square) = next(&mut squares).await {
+                    total += square.unwrap();
+                }
+                total
+            });
+            assert_eq!(total, 338_350, "{what}");
+        }
+    }
+}
+
+#[test]
+fn an_unordered_stream_hands_out_what_it_feeds() {
+    let runtime = runtime();
+    let pool = Pool::new(1).unwrap();
+    for round in 0..100 {
+        let what = format!("imap_unordered round {round}");
+        let mut seen = within(&runtime, &what, async {
+            let mut squares = pool.imap_unordered(square, 0..50);
+            let mut seen = Vec::new();
+            while let Some((index, square)) = next(&mut squares).await {
+                assert_eq!(square.unwrap(), (index * index) as u64);
+                seen.push(index);
+            }
+            seen
+        });
+        seen.sort_unstable();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>(), "{what}");
+    }
+}
+
+#[test]
+fn tasks_put_back_after_a_crash_go_out_to_the_new_worker() {
+    // One worker, chunks of one: the worker holds two batches when it aborts on the first, so
+    // the second goes back to the queue, for the worker that replaces it.
+    let runtime = runtime();
+    let pool = Pool::builder().workers(1).chunk_size(1).build().unwrap();
+    for round in 0..20 {
+        let inputs = (0..6).map(|x| (x, x == 0));
+        let outcomes = within(&runtime, &format!("round {round}"), async {
+            let call = pool.starmap_async(square_or_abort, inputs).unwrap();
+            call.each().await
+        });
+        let crash = outcomes[0].as_ref().unwrap_err();
+        assert_eq!(crash.signal(), Some(6), "{crash}");
+        let rest: Vec<u64> = outcomes[1..].iter().map(|o| *o.as_ref().unwrap()).collect();
+        assert_eq!(rest, [1, 4, 9, 16, 25], "round {round}");
+    }
+}
+
+#[test]
+fn tasks_go_on_after_a_worker_is_retired() {
+    // A worker retires after two tasks; what is queued behind it waits for its replacement.
+    let runtime = runtime();
+    let pool = Pool::builder()
+        .workers(1)
+        .chunk_size(1)
+        .max_tasks_per_worker(2)
+        .build()
+        .unwrap();
+    for round in 0..20 {
+        let squares = within(&runtime, &format!("round {round}"), async {
+            pool.map_async(square, 0..7).unwrap().into_future().await
+        });
+        assert_eq!(squares.unwrap(), [0, 1, 4, 9, 16, 25, 36], "round {round}");
+    }
+}
