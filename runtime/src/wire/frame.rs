@@ -190,12 +190,21 @@ pub(crate) fn empty(tag: impl Tag) -> [u8; HEADER_LEN] {
 /// in an allocation of their own.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Payload {
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline(Inline),
     Heap(Vec<u8>),
 }
 
-/// The largest payload kept inline: as much as fits in the size of a `Vec`.
-const INLINE: usize = 22;
+/// The largest payload kept inline.
+const INLINE: usize = 16;
+
+/// A short payload, laid out in whole words: outcomes are moved by the thousand, and a value of
+/// odd size and offsets is moved in overlapping pieces that stall the loads that follow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(8))]
+pub(crate) struct Inline {
+    bytes: [u8; INLINE],
+    len: u8,
+}
 
 impl Payload {
     /// A payload of `len` bytes, which `fill` writes.
@@ -204,7 +213,7 @@ impl Payload {
             Ok(short) if len <= INLINE => {
                 let mut bytes = [0; INLINE];
                 fill(&mut bytes[..len]);
-                Payload::Inline { len: short, bytes }
+                Payload::Inline(Inline { bytes, len: short })
             }
             _ => {
                 let mut bytes = vec![0; len];
@@ -224,7 +233,7 @@ impl std::ops::Deref for Payload {
 
     fn deref(&self) -> &[u8] {
         match self {
-            Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Payload::Inline(inline) => &inline.bytes[..usize::from(inline.len)],
             Payload::Heap(bytes) => bytes,
         }
     }
