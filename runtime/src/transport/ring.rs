@@ -202,16 +202,24 @@ fn position(at: u64) -> usize {
     (at as usize) & (CAPACITY - 1)
 }
 
+/// The most bytes the reader copies out of the ring at once: a run of small frames costs one
+/// copy, not two per frame, and a large frame's payload is copied once, straight into its own
+/// buffer.
+const BULK: usize = 16 << 10;
+
 /// The pool's side of a worker's ring.
 #[derive(Debug)]
 pub(crate) struct RingReader {
     map: Mapping,
-    /// Consumed, and published to the worker by [`RingReader::release`].
+    /// Copied out of the ring, and published to the worker by [`RingReader::release`].
     head: u64,
     /// What `release` last published.
     released: u64,
     /// Published by the worker, as last read.
     tail: u64,
+    /// Bytes copied out of the ring, from `at` on not yet read as frames.
+    copied: Vec<u8>,
+    at: usize,
 }
 
 impl RingReader {
@@ -226,6 +234,8 @@ impl RingReader {
                 head: 0,
                 released: 0,
                 tail: 0,
+                copied: Vec::with_capacity(BULK),
+                at: 0,
             },
             fd,
         ))
@@ -241,49 +251,81 @@ impl RingReader {
     /// Whether frames not yet read were published as of the last
     /// [`refresh`](RingReader::refresh).
     pub(crate) fn unread(&self) -> bool {
-        self.tail != self.head
+        self.tail != self.head || self.at < self.copied.len()
     }
 
     /// Whether the worker has published frames not yet read, without asking for a bell.
     pub(crate) fn pending(&mut self) -> bool {
         self.refresh();
-        self.tail != self.head
+        self.unread()
     }
 
     /// The next frame, up to what the last [`refresh`](RingReader::refresh) saw, copied out.
     pub(crate) fn next<T: Tag>(&mut self) -> Result<Option<(T, Payload)>, FrameError> {
-        let available = self.tail.wrapping_sub(self.head);
-        if available == 0 {
-            return Ok(None);
+        if self.copied.len() - self.at < HEADER_LEN {
+            self.copy_more()?;
+            let have = self.copied.len() - self.at;
+            if have == 0 {
+                return Ok(None);
+            }
+            if have < HEADER_LEN {
+                return Err(FrameError::Truncated {
+                    have,
+                    want: HEADER_LEN as u64,
+                });
+            }
         }
-        let Some(have) = usize::try_from(available)
-            .ok()
-            .filter(|have| *have <= CAPACITY)
-        else {
-            return Err(FrameError::Overfull(available));
-        };
-        let mut header = [0; HEADER_LEN];
-        if have < HEADER_LEN {
-            return Err(FrameError::Truncated {
-                have,
-                want: HEADER_LEN as u64,
-            });
-        }
-        self.map.read(self.head, &mut header);
-        let (tag, len) = frame::parse_header::<T>(&header)?;
+        let start = self.at + HEADER_LEN;
+        let (tag, len) = frame::parse_header::<T>(&self.copied[self.at..start])?;
+        let buffered = self.copied.len() - start;
+        let in_ring = self.in_ring()?;
         let Some(len) = usize::try_from(len)
             .ok()
-            .filter(|len| HEADER_LEN + len <= have)
+            .filter(|len| *len <= buffered + in_ring)
         else {
             return Err(FrameError::Truncated {
-                have,
+                have: HEADER_LEN + buffered + in_ring,
                 want: HEADER_LEN as u64 + len,
             });
         };
-        let at = self.head + HEADER_LEN as u64;
-        let payload = Payload::filled(len, |out| self.map.read(at, out));
-        self.head += (HEADER_LEN + len) as u64;
+        if len <= buffered {
+            self.at = start + len;
+            return Ok(Some((tag, Payload::copy_of(&self.copied[start..self.at]))));
+        }
+        // A frame longer than what was copied: the rest of it comes straight from the ring.
+        let rest = len - buffered;
+        let payload = Payload::filled(len, |out| {
+            let (first, second) = out.split_at_mut(buffered);
+            first.copy_from_slice(&self.copied[start..]);
+            self.map.read(self.head, second);
+        });
+        self.head += rest as u64;
+        self.copied.clear();
+        self.at = 0;
         Ok(Some((tag, payload)))
+    }
+
+    /// Bytes published and not yet copied out; more than the ring holds is the worker's damage.
+    fn in_ring(&self) -> Result<usize, FrameError> {
+        let available = self.tail.wrapping_sub(self.head);
+        usize::try_from(available)
+            .ok()
+            .filter(|available| *available <= CAPACITY)
+            .ok_or(FrameError::Overfull(available))
+    }
+
+    /// Copies up to [`BULK`] more published bytes out of the ring, after the part of a header
+    /// that is left; the space they took is the worker's again at the next
+    /// [`release`](RingReader::release).
+    fn copy_more(&mut self) -> Result<(), FrameError> {
+        let take = self.in_ring()?.min(BULK);
+        self.copied.drain(..self.at);
+        self.at = 0;
+        let from = self.copied.len();
+        self.copied.resize(from + take, 0);
+        self.map.read(self.head, &mut self.copied[from..]);
+        self.head += take as u64;
+        Ok(())
     }
 
     /// Tells the worker how far frames have been consumed, freeing their space, and wakes it if
