@@ -127,6 +127,7 @@ pub(crate) struct Job {
 
 impl Job {
     /// Records the outcome of task `index`.
+    #[inline]
     pub(crate) fn record(&mut self, index: usize, outcome: Outcome) {
         self.outstanding -= 1;
         if self.ordered {
