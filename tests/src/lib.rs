@@ -265,8 +265,18 @@ pub mod checks {
         });
     }
 
-    /// Prints each outcome to stdout as `test NAME ... ok` or `... FAILED: why`, then
-    /// `BINARY: N passed, N failed`, and exits, non-zero if any failed.
+    /// Whether each check that passed is listed: with `--list-passed` or
+    /// `LAMBDA_PARALLEL_TESTS_VERBOSE=1`. Cargo passes no `--quiet` to a binary without the test
+    /// harness, so these binaries are terse by default (failures, then the counts), which keeps
+    /// `cargo test`'s output a screenful.
+    fn verbose() -> bool {
+        std::env::args().skip(1).any(|arg| arg == "--list-passed")
+            || std::env::var_os("LAMBDA_PARALLEL_TESTS_VERBOSE").is_some_and(|v| v == "1")
+    }
+
+    /// Prints each failure to stdout as `test NAME ... FAILED: why` (and each pass as
+    /// `test NAME ... ok`, if [`verbose`]), then `BINARY: N passed, N failed`, and exits,
+    /// non-zero if any failed.
     pub fn report(
         binary: &str,
         outcomes: impl IntoIterator<Item = (&'static str, Result<(), String>)>,
@@ -282,12 +292,15 @@ pub mod checks {
         outcomes: impl IntoIterator<Item = (&'static str, Result<(), String>)>,
     ) -> ! {
         let (mut passed, mut failed) = (0, 0);
+        let verbose = verbose();
         // A line that cannot be written has nowhere else to go; the exit status still says.
         for (name, outcome) in outcomes {
             match outcome {
                 Ok(()) => {
                     passed += 1;
-                    let _ = writeln!(out, "test {name} ... ok");
+                    if verbose {
+                        let _ = writeln!(out, "test {name} ... ok");
+                    }
                 }
                 Err(why) => {
                     failed += 1;
@@ -321,6 +334,7 @@ pub mod checks {
         let mut failed = Vec::new();
         for mode in modes {
             let status = std::process::Command::new(&exe)
+                .args(std::env::args_os().skip(1))
                 .env(MODE, mode)
                 .env("LAMBDA_PARALLEL_NO_THREAD_WARNING", "1")
                 .status()

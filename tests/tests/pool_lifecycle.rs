@@ -157,10 +157,26 @@ fn max_tasks_per_worker_gives_each_worker_at_most_n_tasks() {
         *counts.entry(*pid).or_insert(0) += 1;
     }
     assert!(counts.values().all(|n| *n <= 3), "{counts:?}");
+    // 20 tasks, at most 3 a worker.
     assert!(counts.len() >= 7, "{counts:?}");
-    // The retired workers were reaped, not left behind.
+    // The workers that reached the limit were retired and reaped, not left behind. (Which
+    // ones reach it is the scheduler's choice: a worker that is slow to run takes fewer tasks,
+    // and one of the first two may end the call below its limit, alive.)
     let kids = children();
-    assert!(first.iter().all(|pid| !kids.contains(pid)));
+    let retired: Vec<_> = counts
+        .iter()
+        .filter(|(_, n)| **n == 3)
+        .map(|(pid, _)| *pid)
+        .collect();
+    assert!(retired.len() >= 4, "{counts:?}");
+    assert!(
+        retired.iter().all(|pid| !kids.contains(pid)),
+        "{retired:?} {kids:?}"
+    );
+    assert!(
+        first.iter().all(|pid| counts.contains_key(pid)),
+        "{first:?} {counts:?}"
+    );
 }
 
 #[test]
