@@ -26,6 +26,7 @@
 //! | id | workload | baselines |
 //! |---|---|---|
 //! | W1 | 100,000 `square(u64)` through [`Pool::map`] on 2 workers, default batching, ns per task (pool creation excluded) | `serial` loop; `threads`: rayon `par_iter` on 2 threads |
+//! | W1 (imap) | the same 100,000 tasks streamed through [`Pool::imap`], default batching, ns per task | `map`: W1's own figure |
 //! | W1b | 10,000 sequential [`Pool::apply`] round trips, µs each | `raw pipe`: a pre-forked child echoing 8 bytes over two pipes |
 //! | W2 | 64 × 1 MiB `echo(Vec<u8>)` through `map` on 2 workers, MiB/s (128 MiB moved) | `raw pipe`: 64 × 1 MiB echoed by a pre-forked child over two 1 MiB pipes, one in flight |
 //! | W3 | PBKDF2-HMAC-SHA256, 10,000 iterations, of 200 passwords through `map` on 2 workers: speedup over `serial` | `threads`: the speedup of rayon on 2 threads |

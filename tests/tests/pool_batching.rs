@@ -47,6 +47,51 @@ fn chunk_size_applies_to_imap_too() {
     }
 }
 
+#[lambda_parallel]
+fn nap_pid(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+#[test]
+fn imap_of_slow_tasks_keeps_one_task_a_batch_so_both_workers_share_them() {
+    // A stream sizes its batches by the rate of outcomes; tasks of 30 ms stay one a batch, so
+    // that no worker is handed a long run of them while the other idles.
+    let pool = Pool::new(2).unwrap();
+    let pids: Vec<u32> = pool.imap(nap_pid, [30; 10]).map(Result::unwrap).collect();
+    let counts = tasks_per_pid(&pids);
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts.values().all(|n| *n >= 3), "{counts:?}");
+}
+
+#[test]
+fn imap_of_tiny_tasks_grows_its_batches_within_a_bounded_window() {
+    // Tiny tasks make the batches grow (that is what makes streaming cost about what `map`
+    // does: a batch runs its tasks one after another on one worker, so runs of one pid show
+    // it), and the input is still read lazily: what is pulled stays within 4 batches of the
+    // largest size a worker ahead of what was yielded.
+    let pool = Pool::new(2).unwrap();
+    let pulled = std::cell::Cell::new(0_u32);
+    let inputs = (0_u32..).inspect(|&i| pulled.set(i + 1));
+    let taken = 50_000;
+    let pids: Vec<u32> = pool
+        .imap(pid, inputs)
+        .take(taken)
+        .map(Result::unwrap)
+        .collect();
+    let longest = pids
+        .chunk_by(|a, b| a == b)
+        .map(<[u32]>::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest >= 64,
+        "the longest run on one worker is {longest} tasks"
+    );
+    let ahead = pulled.get() as usize - taken;
+    assert!(ahead <= 4 * 2 * 1024 + 1024, "{ahead} inputs pulled ahead");
+}
+
 #[test]
 fn max_tasks_per_worker_splits_batches_larger_than_a_workers_budget() {
     let pool = Pool::builder()

@@ -98,6 +98,11 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
         self.inputs.is_none()
     }
 
+    /// Makes the next batches of `chunk` tasks.
+    pub(super) fn set_chunk(&mut self, chunk: usize) {
+        self.chunk = chunk.max(1);
+    }
+
     pub(super) fn stop(&mut self) {
         self.inputs = None;
     }

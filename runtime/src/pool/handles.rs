@@ -300,6 +300,13 @@ impl<R: Wire> AsyncResult<R> {
     }
 }
 
+/// How long a batch of a stream (`imap`, `imap_unordered`) should keep a worker busy, when the
+/// user did not choose a batch size; see [`Imap::adapt`].
+const STREAM_BATCH_TIME: Duration = Duration::from_micros(500);
+
+/// The largest batch a stream grows to, which bounds what it holds ahead of its consumer.
+const MAX_STREAM_CHUNK: usize = 1024;
+
 /// Makes one-argument inputs into argument tuples.
 type Tupled<I> = std::iter::Map<I, fn(<I as Iterator>::Item) -> (<I as Iterator>::Item,)>;
 
@@ -320,6 +327,9 @@ pub struct Imap<I: Iterator, R> {
     yielded: usize,
     /// How far past the next outcome to yield the feed may run.
     window: usize,
+    /// When the call started, to size batches by the rate of outcomes; `None` when the user
+    /// chose the batch size.
+    adapting: Option<Instant>,
     /// How the stream form waits on the reactor.
     #[cfg(feature = "tokio")]
     pub(super) waiting: super::awaiting::Waiting,
@@ -338,7 +348,8 @@ impl<I: Iterator, R> fmt::Debug for Imap<I, R> {
 impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
     pub(super) fn new<F: TaskFn<(A,), R>>(shared: &Arc<Shared>, inputs: I, ordered: bool) -> Self {
         let workers = shared.settings().workers.max(1);
-        let chunk = shared.settings().chunk_size.unwrap_or(1);
+        let chosen = shared.settings().chunk_size;
+        let chunk = chosen.unwrap_or(1);
         let tuple: fn(A) -> (A,) = |a| (a,);
         let feed = match Feed::start::<F, R>(shared, inputs.map(tuple), ordered, Some(chunk)) {
             Ok(feed) => feed,
@@ -361,6 +372,7 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
             codec: crate::func::codec::<F, (A,), R>(),
             yielded: 0,
             window: 4 * workers * chunk,
+            adapting: chosen.is_none().then(Instant::now),
             #[cfg(feature = "tokio")]
             waiting: super::awaiting::Waiting::default(),
             _output: PhantomData,
@@ -373,6 +385,9 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
         &mut self,
         ordered: bool,
     ) -> Result<(usize, Result<R, Error>), (bool, u64)> {
+        if self.feed.next < self.yielded + self.window {
+            self.adapt();
+        }
         while self.feed.next < self.yielded + self.window
             && self.shared.wants_more(self.job)
             && self.feed.feed(&self.shared)
@@ -390,6 +405,34 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
         }
         let over = self.feed.is_done() && state.jobs.outstanding(self.job) == 0;
         Err((over, state.epoch()))
+    }
+
+    /// Sizes the next batches by the rate at which outcomes have come: a batch should keep a
+    /// worker busy for about [`STREAM_BATCH_TIME`], so that its own cost (a request, a
+    /// wake-up) is small beside its tasks' while the first outcomes still come soon and no
+    /// worker is left with a long batch when the others are done. The window (what the call
+    /// holds ahead of its consumer) grows with the batches, up to 4 batches of
+    /// [`MAX_STREAM_CHUNK`] tasks a worker.
+    fn adapt(&mut self) {
+        let Some(started) = self.adapting else {
+            return;
+        };
+        if self.yielded == 0 {
+            return;
+        }
+        let workers = self.shared.settings().workers.max(1);
+        // Tasks a worker runs in the batch time, at the rate seen so far (the time a worker
+        // spends on a task, as far as the caller can tell: pessimistic while the workers
+        // start, or when the consumer is slower than they are).
+        let spent = started.elapsed().as_nanos() * workers as u128;
+        let chunk = (STREAM_BATCH_TIME.as_nanos() * self.yielded as u128)
+            .checked_div(spent)
+            .map_or(MAX_STREAM_CHUNK, |chunk| {
+                usize::try_from(chunk).unwrap_or(MAX_STREAM_CHUNK)
+            });
+        let chunk = chunk.clamp(1, MAX_STREAM_CHUNK);
+        self.feed.set_chunk(chunk);
+        self.window = 4 * workers * chunk;
     }
 
     /// The stream form's `poll_next`: [`try_next`](Imap::try_next), or a turn on the reactor.

@@ -409,6 +409,12 @@ impl Pool {
     /// are read as the workers need them, so an input far larger than memory works; outcomes
     /// that arrive ahead of their turn are held (a few batches' worth at most).
     ///
+    /// Unless the pool has a [`chunk_size`](PoolBuilder::chunk_size), batches start at one task
+    /// and are sized as outcomes come, so that a batch keeps a worker busy for about half a
+    /// millisecond: slow tasks go one at a time, and tiny ones in batches of up to 1,024, which
+    /// makes streaming them cost about what [`map`](Pool::map) does. The call then holds at most
+    /// 4 batches a worker ahead of what it has yielded.
+    ///
     /// ```
     /// # fn main() -> Result<(), lambda_parallel::Error> {
     /// let pool = lambda_parallel::Pool::new(2)?;
@@ -564,8 +570,9 @@ impl PoolBuilder {
 
     /// Sends tasks to workers in batches of `tasks` (`chunksize`), fewer where a batch would
     /// exceed 1 MiB of arguments. By default a call whose input has a known length splits it
-    /// into about four batches per worker (as `multiprocessing.Pool.map` does), and one of
-    /// unknown length goes one task at a time.
+    /// into about four batches per worker (as `multiprocessing.Pool.map` does), one of
+    /// unknown length goes one task at a time, and a stream ([`Pool::imap`]) sizes its
+    /// batches by the rate at which its outcomes come.
     ///
     /// # Panics
     ///
