@@ -275,7 +275,7 @@ pub mod checks {
     }
 
     /// Prints each failure to stdout as `test NAME ... FAILED: why` (and each pass as
-    /// `test NAME ... ok`, if [`verbose`]), then `BINARY: N passed, N failed`, and exits,
+    /// `test NAME ... ok`, when asked to list passes), then `BINARY: N passed, N failed`, and exits,
     /// non-zero if any failed.
     pub fn report(
         binary: &str,
