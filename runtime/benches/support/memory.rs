@@ -40,6 +40,24 @@ pub(crate) fn wait_until_idle(pid: u32) -> io::Result<bool> {
     Ok(false)
 }
 
+/// The CPU time, user and system, that a process (`/proc/PID/stat`) or thread
+/// (`/proc/thread-self/stat`) has used, in milliseconds: `/proc` counts it in ticks of
+/// `USER_HZ`, which Linux fixes at 100 a second for every architecture.
+pub(crate) fn cpu_ms(stat_path: &str) -> io::Result<u64> {
+    let stat = fs::read_to_string(stat_path)?;
+    // Fields after the command name (in parentheses, maybe with spaces): state is the first,
+    // utime the 12th and stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |at: usize| fields.get(at).and_then(|field| field.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Ok((user + system) * 10),
+        _ => Err(io::Error::other(format!("no CPU times in {stat_path}"))),
+    }
+}
+
 fn field_kib(text: &str, field: &str) -> io::Result<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(field))

@@ -81,6 +81,32 @@ pub(crate) fn w6_memory(config: &Config) -> Result<Vec<Row>> {
         met: Some(met),
     }];
 
+    // An idle pool burns no CPU: its workers, and the caller's thread, over 10 s (1 s with
+    // `--quick`) after a task, in milliseconds of CPU (the clock's grain is 10 ms).
+    let pool = Pool::new(2)?;
+    check(pool.map(echo, vec![vec![1_u8]; 2])?.len() == 2, "W6 idle")?;
+    let idle = std::time::Duration::from_secs(if config.quick { 1 } else { 10 });
+    let used = || -> Result<u64> {
+        let mut total = memory::cpu_ms("/proc/thread-self/stat")?;
+        for pid in pool.pids() {
+            total += memory::cpu_ms(&format!("/proc/{pid}/stat"))?;
+        }
+        Ok(total)
+    };
+    let before = used()?;
+    std::thread::sleep(idle);
+    let burnt = used()? - before;
+    let mut idle_cpu = Figure::default();
+    idle_cpu.push(burnt as f64);
+    rows.push(Row {
+        id: "W6",
+        measured: format!("CPU of an idle 2-worker pool over {} s, ms", idle.as_secs()),
+        ours: idle_cpu,
+        baseline: None,
+        target: "0",
+        met: Some(burnt == 0),
+    });
+
     // The parent's peak RSS during W2's call, against the task data in flight.
     let pool = Pool::new(2)?;
     let payload = payload();
