@@ -18,7 +18,7 @@ use lambda_parallel::lambda::{self, BatchProcessor, DecodeError};
 use lambda_parallel::{lambda_parallel, Pool};
 use lambda_parallel_tests::checks::{expect, run, watchdog, Check};
 use lambda_parallel_tests::{mark, TempDir};
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
 
 /// A record's body in every sample: what to do, and a name to mark it by.
@@ -92,7 +92,7 @@ fn main() {
         .without_time()
         .init();
     watchdog("lambda_batch", Duration::from_secs(300));
-    let checks: [Check; 9] = [
+    let checks: [Check; 10] = [
         (
             "sqs_reports_each_failed_message",
             sqs_reports_each_failed_message,
@@ -120,6 +120,10 @@ fn main() {
         (
             "all_failed_is_an_error_unless_opted_out",
             all_failed_is_an_error_unless_opted_out,
+        ),
+        (
+            "all_failed_answers_lambda_with_its_error_type",
+            all_failed_answers_lambda_with_its_error_type,
         ),
         (
             "deadline_fails_late_records_and_kills_their_workers",
@@ -399,6 +403,35 @@ fn all_failed_is_an_error_unless_opted_out() -> Result<(), String> {
         failures(&response) == expected,
         format!("failures {:?}", failures(&response)),
     )
+}
+
+/// A handler as a Lambda function writes one: its errors are `Diagnostic`s, which is what
+/// `lambda_runtime` answers the Runtime API with.
+async fn sqs_handler(
+    processor: &BatchProcessor,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Diagnostic> {
+    Ok(processor.sqs(event, lambda::json, handle_order).await?)
+}
+
+fn all_failed_answers_lambda_with_its_error_type() -> Result<(), String> {
+    let mut event: SqsEvent = fixture("sqs.json");
+    event
+        .records
+        .retain(|m| m.message_id == Some(message_id(1)));
+    let event = LambdaEvent::new(event, context(None));
+    let diagnostic = match block_on(sqs_handler(&processor(), event)) {
+        Ok(response) => return Err(format!("an answer, not an error: {response:?}")),
+        Err(diagnostic) => diagnostic,
+    };
+    // What Lambda shows, and what `lambda_runtime` posts to the Runtime API.
+    let posted = serde_json::to_value(&diagnostic).map_err(|err| err.to_string())?;
+    let message = "the batch's one record failed: fail: not done";
+    let expected = serde_json::json!({
+        "errorType": "lambda_parallel::lambda::BatchError",
+        "errorMessage": message,
+    });
+    expect(posted == expected, format!("{posted}"))
 }
 
 fn deadline_fails_late_records_and_kills_their_workers() -> Result<(), String> {

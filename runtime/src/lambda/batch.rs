@@ -47,6 +47,11 @@ enum Failure {
 ///
 /// Returned as the handler's error, it makes Lambda retry the whole batch, as Powertools'
 /// `BatchProcessingError` does. Each record's failure has been logged already.
+///
+/// It converts into [`lambda_runtime::Diagnostic`], the error a handler answers with: a handler
+/// returning `Result<_, BatchError>` or `Result<_, Diagnostic>` (with `?`) reports `errorType`
+/// `lambda_parallel::lambda::BatchError` and this error's message as `errorMessage`. Boxed into
+/// `lambda_runtime::Error` instead, its `errorType` is the box's type name.
 #[derive(Debug)]
 pub struct BatchError {
     records: usize,
@@ -63,15 +68,28 @@ impl BatchError {
 
 impl fmt::Display for BatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "all {} records of the batch failed (the first: {})",
-            self.records, self.first
-        )
+        match self.records {
+            1 => write!(f, "the batch's one record failed: {}", self.first),
+            n => write!(
+                f,
+                "all {n} records of the batch failed (the first: {})",
+                self.first
+            ),
+        }
     }
 }
 
 impl std::error::Error for BatchError {}
+
+impl From<BatchError> for lambda_runtime::Diagnostic {
+    fn from(err: BatchError) -> Self {
+        lambda_runtime::Diagnostic {
+            // The public path: the type's own name (`type_name`) goes through a private module.
+            error_type: "lambda_parallel::lambda::BatchError".to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
 
 /// Runs every record through `f` on the pool and returns the positions of the failed ones, in
 /// batch order; each failure is logged. All work is joined before this returns.

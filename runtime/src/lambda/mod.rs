@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! // no_run: `lambda_runtime::run` polls a Lambda Runtime API, which a doctest has not.
-//! use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+//! use aws_lambda_events::sqs::SqsEvent;
 //! use lambda_parallel::lambda::{self, BatchProcessor};
 //! use lambda_parallel::{lambda_parallel, Pool};
 //! use lambda_runtime::{service_fn, LambdaEvent};
@@ -34,9 +34,9 @@
 //!         .enable_all()
 //!         .build()?
 //!         .block_on(lambda_runtime::run(service_fn(
+//!             // The all-failed `BatchError` is a `lambda_runtime::Diagnostic` too.
 //!             |event: LambdaEvent<SqsEvent>| async move {
-//!                 let response = processor.sqs(event, lambda::json, process_order).await?;
-//!                 Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
+//!                 processor.sqs(event, lambda::json, process_order).await
 //!             },
 //!         )))
 //! }
