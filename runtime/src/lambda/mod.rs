@@ -47,10 +47,11 @@
 //! | `BatchProcessor(EventType.SQS)`, `process_partial_response` | [`BatchProcessor::sqs`] |
 //! | `BatchProcessor(EventType.KinesisDataStreams)` | [`BatchProcessor::kinesis`] |
 //! | `BatchProcessor(EventType.DynamoDBStreams)` | [`BatchProcessor::dynamodb`] |
+//! | `AsyncBatchProcessor`, `async_process_partial_response` | the same calls: each awaits the pool on tokio's reactor |
 //! | `SqsFifoPartialProcessor` | [`BatchProcessor::sqs`] on a queue whose ARN ends in `.fifo` |
 //! | `skip_group_on_error` | [`BatchProcessor::skip_group_on_error`] (default `true`) |
 //! | `raise_on_entire_batch_failure` | [`BatchProcessor::raise_on_entire_batch_failure`] |
-//! | `BatchProcessingError` | [`BatchError`] |
+//! | `BatchProcessingError` | [`BatchError`], a [`lambda_runtime::Diagnostic`] |
 //! | the record handler | a [`TaskFn`] (a `#[lambda_parallel]` function), run in a worker |
 //! | `model=` (Pydantic parsing of the body) | the decoder: [`json`], [`body`], [`bytes`], or a closure |
 //! | `context.get_remaining_time_in_millis()` | [`BatchProcessor::margin`]: late records fail, their workers killed |
