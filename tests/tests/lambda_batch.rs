@@ -115,7 +115,7 @@ fn main() {
         .without_time()
         .init();
     watchdog("lambda_batch", Duration::from_secs(300));
-    let checks: [Check; 13] = [
+    let checks: [Check; 14] = [
         (
             "sqs_reports_each_failed_message",
             sqs_reports_each_failed_message,
@@ -155,6 +155,10 @@ fn main() {
         (
             "concurrent_calls_keep_their_own_deadlines",
             concurrent_calls_keep_their_own_deadlines,
+        ),
+        (
+            "fifo_rounds_after_the_deadline_fail",
+            fifo_rounds_after_the_deadline_fail,
         ),
         (
             "unencodable_input_fails_its_record_alone",
@@ -562,6 +566,56 @@ fn concurrent_calls_keep_their_own_deadlines() -> Result<(), String> {
             failures(&hurried),
             failures(&patient)
         ),
+    )
+}
+
+fn fifo_rounds_after_the_deadline_fail() -> Result<(), String> {
+    let mut event: SqsEvent = fixture("sqs_fifo.json");
+    for (n, message) in (10..).zip(&mut event.records) {
+        let action = if n == 15 { "hang" } else { "ok" };
+        message.body = Some(format!(r#"{{"id": "order-{n}", "action": "{action}"}}"#));
+    }
+    let processor = processor().margin(Duration::from_secs(1));
+    let marks = TempDir::new("lambda-fifo-deadline");
+    let dir = marks.path().display().to_string();
+    let decode = |message: &_| -> Result<Task, DecodeError> {
+        Ok(Task {
+            order: lambda::json(message)?,
+            dir: dir.clone(),
+        })
+    };
+    take_logs();
+    // Rounds: 10 11 13, then 12 15 16 (15, of group B, hangs until the deadline, 2 s away),
+    // then 14 17: started after the deadline, they fail unrun, and with them the rest of
+    // their groups (18), as the rest of B (19) after 15.
+    let event = LambdaEvent::new(event, context(Some(Duration::from_secs(3))));
+    let response = block_on(async {
+        let call = processor.sqs(event, decode, handle);
+        tokio::time::timeout(Duration::from_secs(20), call).await
+    });
+    let Ok(response) = response else {
+        return Err("the batch ran on past its deadline".to_owned());
+    };
+    let response = response.map_err(|err| err.to_string())?;
+    let expected: Vec<String> = [14, 15, 17, 18, 19].map(message_id).to_vec();
+    expect(
+        failures(&response) == expected,
+        format!("failures {:?}", failures(&response)),
+    )?;
+    let ran = marks.names();
+    let expected_ran = [
+        "order-10", "order-11", "order-12", "order-13", "order-15", "order-16",
+    ];
+    expect(ran == expected_ran, format!("ran {ran:?}"))?;
+    let logs = take_logs();
+    let late = |n| {
+        let id = message_id(n);
+        logs.lines()
+            .any(|line| line.contains(&id) && line.contains("timeout=true"))
+    };
+    expect(
+        [14, 15, 17].into_iter().all(late),
+        format!("14, 15 and 17 not all logged as late:\n{logs}"),
     )
 }
 
