@@ -21,7 +21,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_parallel::lambda::{self, BatchProcessor};
 use lambda_parallel::{lambda_parallel, Pool};
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
 
 /// A message's body: `{"user": "ada", "password": "hunter2", "rounds": 10000}`.
@@ -50,10 +50,13 @@ fn hash_password(sign_up: SignUp) -> Result<[u8; 32], String> {
     Ok(key)
 }
 
+/// A batch whose every message failed is an error (`BatchError`), which Lambda shows with
+/// `errorType` `lambda_parallel::lambda::BatchError`; `Diagnostic` takes the handler's other
+/// errors too.
 async fn handler(
     processor: &BatchProcessor,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, Error> {
+) -> Result<SqsBatchResponse, Diagnostic> {
     Ok(processor.sqs(event, lambda::json, hash_password).await?)
 }
 

@@ -18,8 +18,8 @@ use lambda_parallel::lambda::{self, BatchProcessor, DecodeError};
 use lambda_parallel::{lambda_parallel, Pool};
 use lambda_parallel_tests::checks::{expect, run, watchdog, Check};
 use lambda_parallel_tests::{mark, TempDir};
-use lambda_runtime::{Context, LambdaEvent};
-use serde::{Deserialize, Serialize};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A record's body in every sample: what to do, and a name to mark it by.
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +60,29 @@ fn handle_order(order: Order) -> Result<(), String> {
     }
 }
 
+/// An order that refuses to be encoded for its worker when its action is `unencodable`.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+struct Fussy {
+    order: Order,
+}
+
+impl Serialize for Fussy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.order.action == "unencodable" {
+            return Err(serde::ser::Error::custom(
+                "this order refuses to be encoded",
+            ));
+        }
+        self.order.serialize(serializer)
+    }
+}
+
+#[lambda_parallel]
+fn handle_fussy(fussy: Fussy) -> Result<(), String> {
+    handle_order(fussy.order)
+}
+
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 fn logs() -> MutexGuard<'static, Vec<u8>> {
@@ -92,7 +115,7 @@ fn main() {
         .without_time()
         .init();
     watchdog("lambda_batch", Duration::from_secs(300));
-    let checks: [Check; 9] = [
+    let checks: [Check; 14] = [
         (
             "sqs_reports_each_failed_message",
             sqs_reports_each_failed_message,
@@ -122,8 +145,28 @@ fn main() {
             all_failed_is_an_error_unless_opted_out,
         ),
         (
+            "all_failed_answers_lambda_with_its_error_type",
+            all_failed_answers_lambda_with_its_error_type,
+        ),
+        (
             "deadline_fails_late_records_and_kills_their_workers",
             deadline_fails_late_records_and_kills_their_workers,
+        ),
+        (
+            "concurrent_calls_keep_their_own_deadlines",
+            concurrent_calls_keep_their_own_deadlines,
+        ),
+        (
+            "fifo_rounds_after_the_deadline_fail",
+            fifo_rounds_after_the_deadline_fail,
+        ),
+        (
+            "unencodable_input_fails_its_record_alone",
+            unencodable_input_fails_its_record_alone,
+        ),
+        (
+            "closed_pool_fails_every_record_unrun",
+            closed_pool_fails_every_record_unrun,
         ),
         (
             "empty_batch_is_an_empty_response",
@@ -401,6 +444,35 @@ fn all_failed_is_an_error_unless_opted_out() -> Result<(), String> {
     )
 }
 
+/// A handler as a Lambda function writes one: its errors are `Diagnostic`s, which is what
+/// `lambda_runtime` answers the Runtime API with.
+async fn sqs_handler(
+    processor: &BatchProcessor,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Diagnostic> {
+    Ok(processor.sqs(event, lambda::json, handle_order).await?)
+}
+
+fn all_failed_answers_lambda_with_its_error_type() -> Result<(), String> {
+    let mut event: SqsEvent = fixture("sqs.json");
+    event
+        .records
+        .retain(|m| m.message_id == Some(message_id(1)));
+    let event = LambdaEvent::new(event, context(None));
+    let diagnostic = match block_on(sqs_handler(&processor(), event)) {
+        Ok(response) => return Err(format!("an answer, not an error: {response:?}")),
+        Err(diagnostic) => diagnostic,
+    };
+    // What Lambda shows, and what `lambda_runtime` posts to the Runtime API.
+    let posted = serde_json::to_value(&diagnostic).map_err(|err| err.to_string())?;
+    let message = "the batch's one record failed: fail: not done";
+    let expected = serde_json::json!({
+        "errorType": "lambda_parallel::lambda::BatchError",
+        "errorMessage": message,
+    });
+    expect(posted == expected, format!("{posted}"))
+}
+
 fn deadline_fails_late_records_and_kills_their_workers() -> Result<(), String> {
     let mut event: SqsEvent = fixture("sqs.json");
     event.records.truncate(3);
@@ -440,6 +512,154 @@ fn deadline_fails_late_records_and_kills_their_workers() -> Result<(), String> {
     expect(
         failures(&response).len() == 5,
         format!("failures {:?}", failures(&response)),
+    )
+}
+
+/// The first `n` records of the SQS sample, their bodies replaced by orders of `actions`.
+fn sqs_orders(actions: &[&str]) -> SqsEvent {
+    let mut event: SqsEvent = fixture("sqs.json");
+    event.records.truncate(actions.len());
+    for (i, (message, action)) in event.records.iter_mut().zip(actions).enumerate() {
+        message.body = Some(format!(r#"{{"id": "order-{i}", "action": "{action}"}}"#));
+    }
+    event
+}
+
+fn concurrent_calls_keep_their_own_deadlines() -> Result<(), String> {
+    let processor = processor().margin(Duration::from_secs(1));
+    let marks = TempDir::new("lambda-concurrent");
+    let dir = marks.path().display().to_string();
+    let decode = |message: &_| -> Result<Task, DecodeError> {
+        Ok(Task {
+            order: lambda::json(message)?,
+            dir: dir.clone(),
+        })
+    };
+    // The first call's deadline falls in 2 s; the second's, which starts while the first runs,
+    // in 59 s. Were the second's set over the first's, or lifted when it ended, the hanging
+    // record would run on.
+    let hurried = LambdaEvent::new(
+        sqs_orders(&["ok", "hang"]),
+        context(Some(Duration::from_secs(3))),
+    );
+    let patient = LambdaEvent::new(
+        sqs_orders(&["ok", "ok"]),
+        context(Some(Duration::from_secs(60))),
+    );
+    let (hurried, patient) = block_on(async {
+        let hurried = processor.sqs(hurried, decode, handle);
+        let patient = processor.sqs(patient, decode, handle);
+        tokio::join!(
+            tokio::time::timeout(Duration::from_secs(20), hurried),
+            patient
+        )
+    });
+    let Ok(hurried) = hurried else {
+        return Err("the first call ran on past its deadline".to_owned());
+    };
+    let hurried = hurried.map_err(|err| err.to_string())?;
+    let patient = patient.map_err(|err| err.to_string())?;
+    expect(
+        failures(&hurried) == [message_id(1)] && failures(&patient).is_empty(),
+        format!(
+            "failures {:?} and {:?}",
+            failures(&hurried),
+            failures(&patient)
+        ),
+    )
+}
+
+fn fifo_rounds_after_the_deadline_fail() -> Result<(), String> {
+    let mut event: SqsEvent = fixture("sqs_fifo.json");
+    for (n, message) in (10..).zip(&mut event.records) {
+        let action = if n == 15 { "hang" } else { "ok" };
+        message.body = Some(format!(r#"{{"id": "order-{n}", "action": "{action}"}}"#));
+    }
+    let processor = processor().margin(Duration::from_secs(1));
+    let marks = TempDir::new("lambda-fifo-deadline");
+    let dir = marks.path().display().to_string();
+    let decode = |message: &_| -> Result<Task, DecodeError> {
+        Ok(Task {
+            order: lambda::json(message)?,
+            dir: dir.clone(),
+        })
+    };
+    take_logs();
+    // Rounds: 10 11 13, then 12 15 16 (15, of group B, hangs until the deadline, 2 s away),
+    // then 14 17: started after the deadline, they fail unrun, and with them the rest of
+    // their groups (18), as the rest of B (19) after 15.
+    let event = LambdaEvent::new(event, context(Some(Duration::from_secs(3))));
+    let response = block_on(async {
+        let call = processor.sqs(event, decode, handle);
+        tokio::time::timeout(Duration::from_secs(20), call).await
+    });
+    let Ok(response) = response else {
+        return Err("the batch ran on past its deadline".to_owned());
+    };
+    let response = response.map_err(|err| err.to_string())?;
+    let expected: Vec<String> = [14, 15, 17, 18, 19].map(message_id).to_vec();
+    expect(
+        failures(&response) == expected,
+        format!("failures {:?}", failures(&response)),
+    )?;
+    let ran = marks.names();
+    let expected_ran = [
+        "order-10", "order-11", "order-12", "order-13", "order-15", "order-16",
+    ];
+    expect(ran == expected_ran, format!("ran {ran:?}"))?;
+    let logs = take_logs();
+    let late = |n| {
+        let id = message_id(n);
+        logs.lines()
+            .any(|line| line.contains(&id) && line.contains("timeout=true"))
+    };
+    expect(
+        [14, 15, 17].into_iter().all(late),
+        format!("14, 15 and 17 not all logged as late:\n{logs}"),
+    )
+}
+
+fn unencodable_input_fails_its_record_alone() -> Result<(), String> {
+    let event = sqs_orders(&["ok", "unencodable", "ok"]);
+    let event = LambdaEvent::new(event, context(None));
+    let decode = |message: &_| lambda::json(message).map(|order| Fussy { order });
+    take_logs();
+    let response = block_on(processor().sqs(event, decode, handle_fussy));
+    let response = response.map_err(|err| err.to_string())?;
+    expect(
+        failures(&response) == [message_id(1)],
+        format!("failures {:?}", failures(&response)),
+    )?;
+    let logs = take_logs();
+    let line = logs.lines().find(|line| line.contains(&message_id(1)));
+    expect(
+        line.is_some_and(|line| {
+            line.contains("failed to encode the arguments")
+                && line.contains("this order refuses to be encoded")
+        }),
+        format!("no encoding failure in:\n{logs}"),
+    )
+}
+
+fn closed_pool_fails_every_record_unrun() -> Result<(), String> {
+    let processor = processor().raise_on_entire_batch_failure(false);
+    processor.pool().close();
+    let event = LambdaEvent::new(sqs_orders(&["ok", "ok"]), context(None));
+    take_logs();
+    let response = block_on(processor.sqs(event, lambda::json, handle_order));
+    let response = response.map_err(|err| err.to_string())?;
+    expect(
+        failures(&response) == [message_id(0), message_id(1)],
+        format!("failures {:?}", failures(&response)),
+    )?;
+    let logs = take_logs();
+    let refused = logs
+        .lines()
+        .filter(|line| line.contains("not run: the pool refused the round"))
+        .count();
+    expect(
+        refused == 2,
+        format!("{refused} refused records in:\n{logs}"),
     )
 }
 

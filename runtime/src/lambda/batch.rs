@@ -5,15 +5,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use lambda_runtime::Context;
 
 use super::record::RecordOutcome;
-use crate::error::Error;
-use crate::func::{TaskFn, Wire};
+use crate::error::{Error, ErrorKind};
+use crate::func::{self, TaskFn, Wire};
 use crate::pool::Pool;
+use crate::wire::batch;
 
 /// The options of a [`BatchProcessor`](super::BatchProcessor).
 #[derive(Clone, Copy, Debug)]
@@ -41,12 +41,19 @@ enum Failure {
     Worker(Error),
     /// An earlier message of its FIFO group failed (the id), so it never ran.
     Skipped { group: String, after: String },
+    /// The pool refused its round (why), so it never ran.
+    NotRun(String),
 }
 
 /// Every record of a batch failed (and the processor raises on that, as by default).
 ///
 /// Returned as the handler's error, it makes Lambda retry the whole batch, as Powertools'
 /// `BatchProcessingError` does. Each record's failure has been logged already.
+///
+/// It converts into [`lambda_runtime::Diagnostic`], the error a handler answers with: a handler
+/// returning `Result<_, BatchError>` or `Result<_, Diagnostic>` (with `?`) reports `errorType`
+/// `lambda_parallel::lambda::BatchError` and this error's message as `errorMessage`. Boxed into
+/// `lambda_runtime::Error` instead, its `errorType` is the box's type name.
 #[derive(Debug)]
 pub struct BatchError {
     records: usize,
@@ -63,15 +70,28 @@ impl BatchError {
 
 impl fmt::Display for BatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "all {} records of the batch failed (the first: {})",
-            self.records, self.first
-        )
+        match self.records {
+            1 => write!(f, "the batch's one record failed: {}", self.first),
+            n => write!(
+                f,
+                "all {n} records of the batch failed (the first: {})",
+                self.first
+            ),
+        }
     }
 }
 
 impl std::error::Error for BatchError {}
+
+impl From<BatchError> for lambda_runtime::Diagnostic {
+    fn from(err: BatchError) -> Self {
+        lambda_runtime::Diagnostic {
+            // The public path: the type's own name (`type_name`) goes through a private module.
+            error_type: "lambda_parallel::lambda::BatchError".to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
 
 /// Runs every record through `f` on the pool and returns the positions of the failed ones, in
 /// batch order; each failure is logged. All work is joined before this returns.
@@ -80,7 +100,8 @@ impl std::error::Error for BatchError {}
 ///
 /// [`BatchError`] when every record failed and the settings say to raise.
 pub(crate) async fn run<F, A, R>(
-    pool: &Arc<Pool>,
+    pool: &Pool,
+    calls: &tokio::sync::Mutex<()>,
     settings: Settings,
     context: &Context,
     f: F,
@@ -91,9 +112,13 @@ where
     A: Wire,
     R: Wire + RecordOutcome,
 {
-    let deadline = deadline(context, settings.margin);
     let ids: Vec<String> = records.iter().map(|record| record.id.clone()).collect();
-    let failures = rounds(pool, settings, deadline, f, records).await;
+    let failures = {
+        // Another call's deadline would be lifted, or moved, under this one's records.
+        let _alone = calls.lock().await;
+        let deadline = deadline(context, settings.margin);
+        rounds(pool, settings, deadline, f, records).await
+    };
     let worker = std::any::type_name::<F>();
     let mut failed = Vec::new();
     for (index, failure) in failures.iter().enumerate() {
@@ -124,7 +149,7 @@ struct Lane {
 /// after the other, in order, one a round, beside the other groups' messages; after a failure,
 /// the rest of the group (or, unless `skip_group_on_error`, of every group) fails unrun.
 async fn rounds<F, A, R>(
-    pool: &Arc<Pool>,
+    pool: &Pool,
     settings: Settings,
     deadline: Option<Instant>,
     f: F,
@@ -163,7 +188,7 @@ where
         for ((index, group), outcome) in indices.into_iter().zip(outcomes) {
             let failure = match outcome {
                 Ok(value) => value.failure().map(Failure::Returned),
-                Err(err) => Some(Failure::Worker(err)),
+                Err(failure) => Some(failure),
             };
             if failure.is_some() {
                 failures[index] = failure;
@@ -189,35 +214,77 @@ where
 }
 
 /// The one call into the pool: a round of records, each one's outcome, in order, under the
-/// deadline. Waiting for the pool blocks, so it runs on tokio's blocking threads.
+/// deadline, awaited on tokio's reactor (no thread blocks).
+///
+/// `map_async` refuses a whole call when one input cannot be encoded, so each input is first
+/// encoded here, with its function's codec, as the pool would: one that cannot be is that
+/// record's failure alone, and the others go to the pool. That encodes each input twice, which
+/// is cheap beside an invocation (Lambda's payloads are 6 MB at most). Should the pool still
+/// refuse the round (it was closed), its records fail unrun.
 async fn run_wave<F, A, R>(
-    pool: &Arc<Pool>,
+    pool: &Pool,
     deadline: Option<Instant>,
     f: F,
     inputs: Vec<A>,
-) -> Vec<Result<R, Error>>
+) -> Vec<Result<R, Failure>>
 where
     F: TaskFn<(A,), R>,
     A: Wire,
     R: Wire,
 {
-    if inputs.is_empty() {
-        return Vec::new();
+    let (name, codec) = (func::name::<F>(), func::codec::<F, (A,), R>());
+    let mut outcomes: Vec<Option<Result<R, Failure>>> = Vec::with_capacity(inputs.len());
+    let (mut sent, mut positions) = (Vec::new(), Vec::new());
+    let mut scratch = Vec::new();
+    for (index, input) in inputs.into_iter().enumerate() {
+        scratch.clear();
+        let args = (input,);
+        match batch::append_args(codec, &args, &mut scratch) {
+            Ok(()) => {
+                sent.push(args.0);
+                positions.push(index);
+                outcomes.push(None);
+            }
+            Err(err) => {
+                let err = Error::new(name, ErrorKind::EncodeArgs(err.to_string()));
+                outcomes.push(Some(Err(Failure::Worker(err.with_task(index)))));
+            }
+        }
     }
-    let pool = Arc::clone(pool);
-    let wave = tokio::task::spawn_blocking(move || {
+    if !sent.is_empty() {
+        let _deadline = Deadline::set(pool, deadline);
+        match pool.map_async(f, sent) {
+            Ok(call) => {
+                for (index, outcome) in positions.into_iter().zip(call.each().await) {
+                    outcomes[index] = Some(outcome.map_err(Failure::Worker));
+                }
+            }
+            Err(err) => {
+                let why = format!("not run: the pool refused the round: {err}");
+                for index in positions {
+                    outcomes[index] = Some(Err(Failure::NotRun(why.clone())));
+                }
+            }
+        }
+    }
+    let every = |outcome: Option<_>| outcome.unwrap_or_else(|| unreachable!("one each"));
+    outcomes.into_iter().map(every).collect()
+}
+
+/// The pool's deadline for the length of a round: lifted when the round ends, or when its
+/// future is dropped.
+struct Deadline<'a>(&'a Pool);
+
+impl<'a> Deadline<'a> {
+    fn set(pool: &'a Pool, deadline: Option<Instant>) -> Self {
         pool.set_deadline(deadline);
-        let outcomes = pool.map_each(f, inputs);
-        pool.set_deadline(None);
-        outcomes
-    });
-    match wave.await {
-        Ok(outcomes) => outcomes,
-        Err(err) => match err.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            // Only a runtime that is shutting down cancels a blocking task; our caller goes too.
-            Err(err) => panic!("the batch's blocking task was cancelled: {err}"),
-        },
+        Deadline(pool)
+    }
+}
+
+impl Drop for Deadline<'_> {
+    fn drop(&mut self) {
+        self.0.set_deadline(None);
     }
 }
 
@@ -258,7 +325,7 @@ fn deadline(context: &Context, margin: Duration) -> Option<Instant> {
 /// One line, lowercase, for the whole-batch error.
 fn reason(failure: &Failure) -> String {
     match failure {
-        Failure::Decode(why) | Failure::Returned(why) => why.clone(),
+        Failure::Decode(why) | Failure::Returned(why) | Failure::NotRun(why) => why.clone(),
         Failure::Worker(err) => err.to_string(),
         Failure::Skipped { group, after } => {
             format!("not run: message {after} of its group {group} failed first")
@@ -282,7 +349,7 @@ fn log(task: usize, record_id: &str, worker: &str, failure: &Failure) {
             error = %err,
             "record failed",
         ),
-        Failure::Returned(why) => {
+        Failure::Returned(why) | Failure::NotRun(why) => {
             tracing::warn!(record_id, task, worker, error = %why, "record failed");
         }
         Failure::Decode(why) => tracing::warn!(record_id, task, error = %why, "record failed"),

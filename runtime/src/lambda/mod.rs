@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! // no_run: `lambda_runtime::run` polls a Lambda Runtime API, which a doctest has not.
-//! use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+//! use aws_lambda_events::sqs::SqsEvent;
 //! use lambda_parallel::lambda::{self, BatchProcessor};
 //! use lambda_parallel::{lambda_parallel, Pool};
 //! use lambda_runtime::{service_fn, LambdaEvent};
@@ -34,9 +34,9 @@
 //!         .enable_all()
 //!         .build()?
 //!         .block_on(lambda_runtime::run(service_fn(
+//!             // The all-failed `BatchError` is a `lambda_runtime::Diagnostic` too.
 //!             |event: LambdaEvent<SqsEvent>| async move {
-//!                 let response = processor.sqs(event, lambda::json, process_order).await?;
-//!                 Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
+//!                 processor.sqs(event, lambda::json, process_order).await
 //!             },
 //!         )))
 //! }
@@ -47,10 +47,11 @@
 //! | `BatchProcessor(EventType.SQS)`, `process_partial_response` | [`BatchProcessor::sqs`] |
 //! | `BatchProcessor(EventType.KinesisDataStreams)` | [`BatchProcessor::kinesis`] |
 //! | `BatchProcessor(EventType.DynamoDBStreams)` | [`BatchProcessor::dynamodb`] |
+//! | `AsyncBatchProcessor`, `async_process_partial_response` | the same calls: each awaits the pool on tokio's reactor |
 //! | `SqsFifoPartialProcessor` | [`BatchProcessor::sqs`] on a queue whose ARN ends in `.fifo` |
 //! | `skip_group_on_error` | [`BatchProcessor::skip_group_on_error`] (default `true`) |
 //! | `raise_on_entire_batch_failure` | [`BatchProcessor::raise_on_entire_batch_failure`] |
-//! | `BatchProcessingError` | [`BatchError`] |
+//! | `BatchProcessingError` | [`BatchError`], a [`lambda_runtime::Diagnostic`] |
 //! | the record handler | a [`TaskFn`] (a `#[lambda_parallel]` function), run in a worker |
 //! | `model=` (Pydantic parsing of the body) | the decoder: [`json`], [`body`], [`bytes`], or a closure |
 //! | `context.get_remaining_time_in_millis()` | [`BatchProcessor::margin`]: late records fail, their workers killed |
@@ -67,7 +68,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::streams::{
     DynamoDbBatchItemFailure, DynamoDbEventResponse, KinesisEventResponse,
 };
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{Context, LambdaEvent};
 
 pub use self::batch::BatchError;
 use self::batch::{Prepared, Settings};
@@ -95,9 +96,16 @@ use crate::pool::Pool;
 /// the pool, whose workers survive warm invocations. Cloning it is cheap and shares the pool.
 /// The pool's deadline is its own for the length of a call, so two calls at once on one
 /// processor (Lambda's multi-concurrency) are served one after the other.
+///
+/// The calls wait for the pool on tokio's reactor, with no thread blocked. Dropping a call's
+/// future before it is done (Lambda's runtime never does; a timeout around it would) cancels
+/// its records not yet started and lifts its deadline, so the records already running finish
+/// unkilled, as with any awaited pool call.
 #[derive(Clone, Debug)]
 pub struct BatchProcessor {
-    pool: Arc<Pool>,
+    pool: Pool,
+    /// Held for the length of a call: the pool's deadline is that call's alone.
+    calls: Arc<tokio::sync::Mutex<()>>,
     settings: Settings,
 }
 
@@ -107,7 +115,8 @@ impl BatchProcessor {
     #[must_use]
     pub fn new(pool: Pool) -> Self {
         BatchProcessor {
-            pool: Arc::new(pool),
+            pool,
+            calls: Arc::default(),
             settings: Settings {
                 margin: Duration::from_millis(500),
                 raise_on_entire_batch_failure: true,
@@ -175,7 +184,7 @@ impl BatchProcessor {
         let group = |message: &SqsMessage| record::fifo_group(message).map(str::to_owned);
         let (records, context) = (event.payload.records, event.context);
         let prepared = prepare(&records, decode, group);
-        let failed = batch::run(&self.pool, self.settings, &context, f, prepared).await?;
+        let failed = self.run(&context, f, prepared).await?;
         let mut response = SqsBatchResponse::default();
         for index in failed {
             response.add_failure(records[index].item_identifier());
@@ -205,7 +214,7 @@ impl BatchProcessor {
     {
         let (records, context) = (event.payload.records, event.context);
         let prepared = prepare(&records, decode, |_| None);
-        let failed = batch::run(&self.pool, self.settings, &context, f, prepared).await?;
+        let failed = self.run(&context, f, prepared).await?;
         let mut response = KinesisEventResponse::default();
         if let Some(&first) = failed.first() {
             response.add_failure(records[first].item_identifier());
@@ -235,7 +244,7 @@ impl BatchProcessor {
     {
         let (records, context) = (event.payload.records, event.context);
         let prepared = prepare(&records, decode, |_| None);
-        let failed = batch::run(&self.pool, self.settings, &context, f, prepared).await?;
+        let failed = self.run(&context, f, prepared).await?;
         let mut response = DynamoDbEventResponse::default();
         if let Some(&first) = failed.first() {
             // `#[non_exhaustive]`, and without the `add_failure` of the other two responses.
@@ -244,6 +253,23 @@ impl BatchProcessor {
             response.batch_item_failures.push(failure);
         }
         Ok(response)
+    }
+}
+
+impl BatchProcessor {
+    /// One batch, its records prepared, one call at a time: see [`batch::run`].
+    async fn run<F, A, R>(
+        &self,
+        context: &Context,
+        f: F,
+        records: Vec<Prepared<A>>,
+    ) -> Result<Vec<usize>, BatchError>
+    where
+        F: TaskFn<(A,), R>,
+        A: Wire,
+        R: Wire + RecordOutcome,
+    {
+        batch::run(&self.pool, &self.calls, self.settings, context, f, records).await
     }
 }
 
