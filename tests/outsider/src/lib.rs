@@ -175,7 +175,10 @@ pub fn sample_order(order_id: &str, lines: Vec<Line>) -> Order {
         coupon: None,
         extra: BTreeMap::from([
             ("utm_source".to_owned(), serde_json::json!("newsletter")),
-            ("ab".to_owned(), serde_json::json!({"checkout_v2": true, "bucket": 3})),
+            (
+                "ab".to_owned(),
+                serde_json::json!({"checkout_v2": true, "bucket": 3}),
+            ),
         ]),
     }
 }

@@ -15,8 +15,8 @@ use lambda_runtime::{service_fn, Context, LambdaEvent};
 fn main() -> Result<(), lambda_runtime::Error> {
     // Before any thread exists: every worker is forked from the fork server this starts.
     lambda_parallel::init()?;
-    let processor = BatchProcessor::new(Pool::builder().workers(2).build()?)
-        .margin(Duration::from_millis(200));
+    let processor =
+        BatchProcessor::new(Pool::builder().workers(2).build()?).margin(Duration::from_millis(200));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -29,7 +29,10 @@ fn main() -> Result<(), lambda_runtime::Error> {
         context.request_id = "local-invoke".into();
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
         context.deadline = u64::try_from((now + Duration::from_millis(budget)).as_millis())?;
-        let invoked = runtime.block_on(outsider::handler(&processor, LambdaEvent::new(event, context)));
+        let invoked = runtime.block_on(outsider::handler(
+            &processor,
+            LambdaEvent::new(event, context),
+        ));
         match invoked {
             Ok(response) => println!("{}", serde_json::to_string(&response)?),
             Err(err) => {

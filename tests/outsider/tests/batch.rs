@@ -28,7 +28,11 @@ struct Job {
 #[lambda_parallel]
 fn run_job(job: Job) -> Result<u32, String> {
     if let Some(path) = &job.log {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         writeln!(file, "{} {}", job.tag, job.seq).unwrap();
     }
     match job.action.as_str() {
@@ -134,9 +138,12 @@ async fn sqs_reports_exactly_the_failed_messages() {
         ("m6", None, job(6, "ok")),
         ("m7", None, r#"{"seq": "seven", "action": "ok"}"#.into()),
     ]);
-    let response = handler(&processor(), LambdaEvent::new(event, context(Duration::from_secs(60))))
-        .await
-        .unwrap();
+    let response = handler(
+        &processor(),
+        LambdaEvent::new(event, context(Duration::from_secs(60))),
+    )
+    .await
+    .unwrap();
     assert_eq!(failed_ids(&response), ["m2", "m3", "m4", "m5", "m7"]);
     // What Lambda reads back.
     let json = serde_json::to_value(&response).unwrap();
@@ -233,7 +240,10 @@ async fn fifo_without_skip_group_on_error_stops_every_group() {
 async fn a_batch_that_fails_whole_is_an_error_unless_told_otherwise() {
     let messages = [("x1", None, job(1, "fail")), ("x2", None, "nope".into())];
     let event = LambdaEvent::new(sqs_event(&messages), context(Duration::from_secs(60)));
-    let err = processor().sqs(event, lambda::json, run_job).await.unwrap_err();
+    let err = processor()
+        .sqs(event, lambda::json, run_job)
+        .await
+        .unwrap_err();
     assert_eq!(err.records(), 2);
     assert!(err.to_string().contains("job 1 refused"), "{err}");
     // and it goes through `?` into the handler's error.
@@ -258,12 +268,28 @@ async fn records_still_running_at_the_deadline_fail_and_the_answer_comes_in_time
     let event = LambdaEvent::new(sqs_event(&messages), context(Duration::from_millis(1500)));
     let started = Instant::now();
     let response = handler(&processor, event).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(1400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(failed_ids(&response), ["slow"]);
     // The pool is whole again, and has no deadline left over.
     let pool = processor.pool();
     assert_eq!(pool.pids().len(), 2);
-    assert_eq!(pool.apply(run_job, (Job { seq: 9, action: "sleep 1200".into(), log: None, tag: String::new() },)).unwrap(), Ok(9));
+    assert_eq!(
+        pool.apply(
+            run_job,
+            (Job {
+                seq: 9,
+                action: "sleep 1200".into(),
+                log: None,
+                tag: String::new()
+            },)
+        )
+        .unwrap(),
+        Ok(9)
+    );
 }
 
 #[tokio::test]
@@ -271,7 +297,9 @@ async fn a_decoder_of_the_users_own() {
     // Bodies as plain text, `seq:action`.
     let decode = |message: &aws_lambda_events::sqs::SqsMessage| -> Result<Job, DecodeError> {
         let body = message.body.as_deref().unwrap_or_default();
-        let (seq, action) = body.split_once(':').ok_or_else(|| DecodeError::new("no colon"))?;
+        let (seq, action) = body
+            .split_once(':')
+            .ok_or_else(|| DecodeError::new("no colon"))?;
         let seq = seq.parse().map_err(DecodeError::new)?;
         Ok(Job {
             seq,
@@ -280,7 +308,11 @@ async fn a_decoder_of_the_users_own() {
             tag: String::new(),
         })
     };
-    let messages = [("t1", None, "1:ok".into()), ("t2", None, "two:ok".into()), ("t3", None, "3:fail".into())];
+    let messages = [
+        ("t1", None, "1:ok".into()),
+        ("t2", None, "two:ok".into()),
+        ("t3", None, "3:fail".into()),
+    ];
     let event = LambdaEvent::new(sqs_event(&messages), context(Duration::from_secs(60)));
     let response = processor().sqs(event, decode, run_job).await.unwrap();
     assert_eq!(failed_ids(&response), ["t2", "t3"]);
@@ -330,10 +362,15 @@ fn kinesis_event(jobs: &[(&str, String)]) -> KinesisEvent {
 /// Base64, as Kinesis sends record data, by hand: the test needs no crate for it.
 mod base64_data {
     pub(super) fn encode(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -350,13 +387,28 @@ mod base64_data {
 #[tokio::test]
 async fn kinesis_answers_with_the_first_failed_sequence_number() {
     let event = kinesis_event(&[
-        ("49590338271490256608559692538361571095921575989136588801", job(1, "ok")),
-        ("49590338271490256608559692538361571095921575989136588802", job(2, "panic")),
-        ("49590338271490256608559692538361571095921575989136588803", job(3, "fail")),
-        ("49590338271490256608559692538361571095921575989136588804", job(4, "ok")),
+        (
+            "49590338271490256608559692538361571095921575989136588801",
+            job(1, "ok"),
+        ),
+        (
+            "49590338271490256608559692538361571095921575989136588802",
+            job(2, "panic"),
+        ),
+        (
+            "49590338271490256608559692538361571095921575989136588803",
+            job(3, "fail"),
+        ),
+        (
+            "49590338271490256608559692538361571095921575989136588804",
+            job(4, "ok"),
+        ),
     ]);
     let event = LambdaEvent::new(event, context(Duration::from_secs(60)));
-    let response = processor().kinesis(event, lambda::json, run_job).await.unwrap();
+    let response = processor()
+        .kinesis(event, lambda::json, run_job)
+        .await
+        .unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),
@@ -366,7 +418,10 @@ async fn kinesis_answers_with_the_first_failed_sequence_number() {
     // All fine: nothing to retry.
     let event = kinesis_event(&[("1", job(1, "ok"))]);
     let event = LambdaEvent::new(event, context(Duration::from_secs(60)));
-    let response = processor().kinesis(event, lambda::json, run_job).await.unwrap();
+    let response = processor()
+        .kinesis(event, lambda::json, run_job)
+        .await
+        .unwrap();
     assert!(response.batch_item_failures.is_empty());
 }
 
@@ -407,7 +462,11 @@ async fn dynamodb_answers_with_the_first_failed_sequence_number() {
     let decode = |record: &dynamodb::EventRecord| -> Result<Job, String> {
         let image = serde_json::to_value(&record.change.new_image).map_err(|e| e.to_string())?;
         let action = image["action"]["S"].as_str().ok_or("no action")?;
-        let seq = image["seq"]["N"].as_str().ok_or("no seq")?.parse().map_err(|_| "bad seq")?;
+        let seq = image["seq"]["N"]
+            .as_str()
+            .ok_or("no seq")?
+            .parse()
+            .map_err(|_| "bad seq")?;
         Ok(Job {
             seq,
             action: action.into(),
@@ -415,23 +474,35 @@ async fn dynamodb_answers_with_the_first_failed_sequence_number() {
             tag: String::new(),
         })
     };
-    let event = dynamodb_event(&[("100", "ok"), ("200", "ok"), ("300", "abort"), ("400", "fail")]);
+    let event = dynamodb_event(&[
+        ("100", "ok"),
+        ("200", "ok"),
+        ("300", "abort"),
+        ("400", "fail"),
+    ]);
     let event = LambdaEvent::new(event, context(Duration::from_secs(60)));
     let response = processor().dynamodb(event, decode, run_job).await.unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
-    assert_eq!(response.batch_item_failures[0].item_identifier.as_deref(), Some("300"));
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier.as_deref(),
+        Some("300")
+    );
 
     // A whole DynamoDB record crosses to a worker too.
     let event = dynamodb_event(&[("500", "ok")]);
     let event = LambdaEvent::new(event, context(Duration::from_secs(60)));
     let response = processor()
-        .dynamodb(event, |record: &dynamodb::EventRecord| Ok::<_, String>(record.clone()), |record: dynamodb::EventRecord| {
-            if record.change.sequence_number.as_deref() == Some("500") {
-                Ok(())
-            } else {
-                Err("the record arrived changed".to_owned())
-            }
-        })
+        .dynamodb(
+            event,
+            |record: &dynamodb::EventRecord| Ok::<_, String>(record.clone()),
+            |record: dynamodb::EventRecord| {
+                if record.change.sequence_number.as_deref() == Some("500") {
+                    Ok(())
+                } else {
+                    Err("the record arrived changed".to_owned())
+                }
+            },
+        )
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
@@ -457,14 +528,23 @@ async fn two_invocations_at_once_on_one_processor_keep_their_own_deadlines() {
     let long = {
         let processor = processor.clone();
         tokio::spawn(async move {
-            let messages = [("long-1", None, job(1, "sleep 1000")), ("long-2", None, job(2, "ok"))];
+            let messages = [
+                ("long-1", None, job(1, "sleep 1000")),
+                ("long-2", None, job(2, "ok")),
+            ];
             let event = LambdaEvent::new(sqs_event(&messages), context(Duration::from_secs(30)));
             processor.sqs(event, lambda::json, run_job).await
         })
     };
-    let short = tokio::time::timeout(Duration::from_secs(20), short).await.unwrap().unwrap();
+    let short = tokio::time::timeout(Duration::from_secs(20), short)
+        .await
+        .unwrap()
+        .unwrap();
     // Its only record ran out of time: the whole batch failed.
     assert_eq!(short.unwrap_err().records(), 1);
-    let long = tokio::time::timeout(Duration::from_secs(20), long).await.unwrap().unwrap();
+    let long = tokio::time::timeout(Duration::from_secs(20), long)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(long.unwrap().batch_item_failures.is_empty());
 }

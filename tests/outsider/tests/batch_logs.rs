@@ -27,7 +27,11 @@ struct Job {
 #[lambda_parallel]
 fn run_job(job: Job) -> Result<u32, String> {
     if let Some(path) = &job.log {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         writeln!(file, "{} {}", job.tag, job.seq).unwrap();
     }
     match job.action.as_str() {
@@ -145,7 +149,10 @@ fn every_failure_is_a_warn_event_with_its_fields() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let event = sqs_event(&[
         ("good", None, job(1, "ok")),
         ("bug", None, job(2, "panic")),
@@ -153,20 +160,43 @@ fn every_failure_is_a_warn_event_with_its_fields() {
         ("refused", None, job(4, "fail")),
     ]);
     let response = tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(handler(&processor(), LambdaEvent::new(event, context(Duration::from_secs(60)))))
+        runtime.block_on(handler(
+            &processor(),
+            LambdaEvent::new(event, context(Duration::from_secs(60))),
+        ))
     })
     .unwrap();
     assert_eq!(failed_ids(&response), ["bug", "crash", "refused"]);
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = logs.lines().filter(|line| line.contains("record failed")).collect();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("record failed"))
+        .collect();
     assert_eq!(lines.len(), 3, "{logs}");
     assert!(lines.iter().all(|line| line.contains("WARN")), "{logs}");
-    let bug = lines.iter().find(|line| line.contains("record_id=\"bug\"")).expect(&logs);
-    assert!(bug.contains("job 2 hit a bug") && bug.contains("task=1"), "{bug}");
-    assert!(bug.contains(&format!("panic_location={}:", file!())), "{bug}");
-    let crash = lines.iter().find(|line| line.contains("record_id=\"crash\"")).expect(&logs);
+    let bug = lines
+        .iter()
+        .find(|line| line.contains("record_id=\"bug\""))
+        .expect(&logs);
+    assert!(
+        bug.contains("job 2 hit a bug") && bug.contains("task=1"),
+        "{bug}"
+    );
+    assert!(
+        bug.contains(&format!("panic_location={}:", file!())),
+        "{bug}"
+    );
+    let crash = lines
+        .iter()
+        .find(|line| line.contains("record_id=\"crash\""))
+        .expect(&logs);
     assert!(crash.contains("SIGABRT"), "{crash}");
-    let refused = lines.iter().find(|line| line.contains("record_id=\"refused\"")).expect(&logs);
-    assert!(refused.contains("job 4 refused") && refused.contains("run_job"), "{refused}");
+    let refused = lines
+        .iter()
+        .find(|line| line.contains("record_id=\"refused\""))
+        .expect(&logs);
+    assert!(
+        refused.contains("job 4 refused") && refused.contains("run_job"),
+        "{refused}"
+    );
 }
-

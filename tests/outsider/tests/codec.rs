@@ -179,7 +179,12 @@ fn a_u128_inside_flatten_is_a_codec_error_as_documented() {
 fn the_wrong_shape_of_json_in_a_value_still_crosses() {
     // A `Value` holding what the typed `Order` would refuse: the codec carries it as is.
     let value = serde_json::json!({"order_id": 5, "lines": "none"});
-    assert_eq!(pool().apply(|v: serde_json::Value| v, (value.clone(),)).unwrap(), value);
+    assert_eq!(
+        pool()
+            .apply(|v: serde_json::Value| v, (value.clone(),))
+            .unwrap(),
+        value
+    );
 }
 
 const SQS_EVENT: &str = r#"{"Records": [{

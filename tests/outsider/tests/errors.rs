@@ -71,10 +71,22 @@ fn a_crash_costs_only_its_own_task() {
     let pool = Pool::new(2).unwrap();
     let hows = ["ok", "abort", "ok", "segv", "ok", "exit", "ok", "ok"].map(String::from);
     let outcomes = pool.map_each(misbehave, hows);
-    let kinds: Vec<Option<Kind>> = outcomes.iter().map(|o| o.as_ref().err().map(Error::kind)).collect();
+    let kinds: Vec<Option<Kind>> = outcomes
+        .iter()
+        .map(|o| o.as_ref().err().map(Error::kind))
+        .collect();
     assert_eq!(
         kinds,
-        [None, Some(Kind::Signal), None, Some(Kind::Signal), None, Some(Kind::Exit), None, None]
+        [
+            None,
+            Some(Kind::Signal),
+            None,
+            Some(Kind::Signal),
+            None,
+            Some(Kind::Exit),
+            None,
+            None
+        ]
     );
     assert_eq!(outcomes[1].as_ref().unwrap_err().task_index(), Some(1));
     assert_eq!(pool.pids().len(), 2);
@@ -90,7 +102,11 @@ fn a_task_timeout_kills_the_stuck_worker_only() {
         .unwrap();
     let started = Instant::now();
     let outcomes = pool.map_each(misbehave, ["hang", "ok", "ok", "hang"].map(String::from));
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(outcomes[0].as_ref().unwrap_err().kind(), Kind::Timeout);
     assert!(outcomes[0].as_ref().unwrap_err().is_timeout());
     assert_eq!(outcomes[0].as_ref().unwrap_err().signal(), None);
@@ -122,7 +138,9 @@ struct Unsendable(u8);
 
 impl Serialize for Unsendable {
     fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom("this value refuses to be serialized"))
+        Err(serde::ser::Error::custom(
+            "this value refuses to be serialized",
+        ))
     }
 }
 
@@ -144,7 +162,9 @@ fn an_argument_that_cannot_be_encoded_is_a_codec_error() {
     assert!(err.is_codec());
     assert!(err.to_string().contains("refuses"), "{err}");
 
-    let err = pool.map_async(takes_unsendable, [Unsendable(1)]).unwrap_err();
+    let err = pool
+        .map_async(takes_unsendable, [Unsendable(1)])
+        .unwrap_err();
     assert!(err.is_codec(), "{err}");
 
     let outcomes = pool.map_each(|x: Unsendable| x.0, [Unsendable(1), Unsendable(2)]);
@@ -152,7 +172,10 @@ fn an_argument_that_cannot_be_encoded_is_a_codec_error() {
 
     // Inline too: the mode for unit tests shows the same mistake.
     let inline = Pool::new(0).unwrap();
-    assert!(inline.apply(takes_unsendable, (Unsendable(1),)).unwrap_err().is_codec());
+    assert!(inline
+        .apply(takes_unsendable, (Unsendable(1),))
+        .unwrap_err()
+        .is_codec());
 }
 
 #[test]
@@ -169,7 +192,9 @@ fn a_result_that_cannot_be_encoded_is_a_codec_error() {
 
 #[lambda_parallel]
 fn big_blob(mib: usize, seed: u8) -> Vec<u8> {
-    (0..mib << 20).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..mib << 20)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn check_blob(blob: &[u8], mib: usize, seed: u8) {
@@ -219,7 +244,10 @@ fn the_error_goes_into_a_lambda_handlers_error_and_io_error() {
 
 #[test]
 fn init_off_the_main_thread_fails_and_says_why() {
-    let err = std::thread::spawn(lambda_parallel::init).join().unwrap().unwrap_err();
+    let err = std::thread::spawn(lambda_parallel::init)
+        .join()
+        .unwrap()
+        .unwrap_err();
     assert!(err.is_spawn(), "{err}");
     assert_eq!(err.kind(), Kind::ServerGone);
     assert!(err.to_string().contains("main thread"), "{err}");

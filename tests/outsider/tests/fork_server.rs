@@ -34,7 +34,9 @@ struct Unsendable;
 
 impl Serialize for Unsendable {
     fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom("this value refuses to be serialized"))
+        Err(serde::ser::Error::custom(
+            "this value refuses to be serialized",
+        ))
     }
 }
 
@@ -67,7 +69,11 @@ fn main() {
     let mut check = |name: &str, f: &dyn Fn()| {
         let started = Instant::now();
         f();
-        assert!(started.elapsed() < Duration::from_secs(60), "{name} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name} took {:?}",
+            started.elapsed()
+        );
         passed += 1;
     };
 
@@ -77,67 +83,100 @@ fn main() {
         assert_eq!(stage_seen(), 2);
     });
 
-    check("one-off workers, blocking and awaited, from the runtime's threads", &|| {
-        runtime.block_on(async {
-            let tasks: Vec<_> = (0..16_u64)
-                .map(|ms| tokio::spawn(async move { nap::spawn(ms)?.await }))
-                .collect();
-            let mut pids = Vec::new();
-            for task in tasks {
-                pids.push(task.await.unwrap().unwrap());
-            }
-            pids.sort_unstable();
-            pids.dedup();
-            assert_eq!(pids.len(), 16);
-            let blocking = tokio::task::spawn_blocking(|| nap::spawn(1).unwrap().join());
-            assert!(blocking.await.unwrap().unwrap() > 0);
-        });
-    });
+    check(
+        "one-off workers, blocking and awaited, from the runtime's threads",
+        &|| {
+            runtime.block_on(async {
+                let tasks: Vec<_> = (0..16_u64)
+                    .map(|ms| tokio::spawn(async move { nap::spawn(ms)?.await }))
+                    .collect();
+                let mut pids = Vec::new();
+                for task in tasks {
+                    pids.push(task.await.unwrap().unwrap());
+                }
+                pids.sort_unstable();
+                pids.dedup();
+                assert_eq!(pids.len(), 16);
+                let blocking = tokio::task::spawn_blocking(|| nap::spawn(1).unwrap().join());
+                assert!(blocking.await.unwrap().unwrap() > 0);
+            });
+        },
+    );
 
-    check("a one-off worker outlives the thread that spawned it", &|| {
-        let handle = std::thread::spawn(|| nap::spawn(200).unwrap()).join().unwrap();
-        assert!(handle.join().unwrap() > 0);
-    });
+    check(
+        "a one-off worker outlives the thread that spawned it",
+        &|| {
+            let handle = std::thread::spawn(|| nap::spawn(200).unwrap())
+                .join()
+                .unwrap();
+            assert!(handle.join().unwrap() > 0);
+        },
+    );
 
-    check("arguments cross the server's request pipe whole, or fail as codec errors", &|| {
-        let blob: Vec<u8> = (0..48_u32 << 20).map(|i| (i % 253) as u8).collect();
-        let sum = blob.iter().map(|b| u64::from(*b)).sum::<u64>();
-        assert_eq!(byte_sum::spawn(blob).unwrap().join().unwrap(), (48 << 20, sum));
-        let err = match takes_unsendable::spawn(Unsendable) {
-            Err(err) => err,
-            Ok(handle) => handle.join().unwrap_err(),
-        };
-        assert!(err.is_codec(), "{err}");
-    });
+    check(
+        "arguments cross the server's request pipe whole, or fail as codec errors",
+        &|| {
+            let blob: Vec<u8> = (0..48_u32 << 20).map(|i| (i % 253) as u8).collect();
+            let sum = blob.iter().map(|b| u64::from(*b)).sum::<u64>();
+            assert_eq!(
+                byte_sum::spawn(blob).unwrap().join().unwrap(),
+                (48 << 20, sum)
+            );
+            let err = match takes_unsendable::spawn(Unsendable) {
+                Err(err) => err,
+                Ok(handle) => handle.join().unwrap_err(),
+            };
+            assert!(err.is_codec(), "{err}");
+        },
+    );
 
-    check("a pool on the fork server, awaited from the runtime, survives crashes", &|| {
-        let orders = vec![
-            sample_order("1", vec![item(1, 1, 1)]),
-            sample_order("2", vec![item(999, 1, 1)]),
-            sample_order("3", vec![item(666, 1, 1)]),
-            sample_order("4", vec![item(2, 2, 2)]),
-        ];
-        let outcomes = runtime.block_on(async { pool.map_async(price_order, orders).unwrap().each().await });
-        assert!(outcomes[0].as_ref().unwrap().is_ok());
-        assert_eq!(outcomes[1].as_ref().unwrap_err().signal_name(), Some("SIGABRT"));
-        assert_eq!(outcomes[2].as_ref().unwrap_err().kind(), Kind::Panic);
-        assert!(outcomes[3].as_ref().unwrap().is_ok());
-        assert_eq!(pool.pids().len(), 2);
-    });
+    check(
+        "a pool on the fork server, awaited from the runtime, survives crashes",
+        &|| {
+            let orders = vec![
+                sample_order("1", vec![item(1, 1, 1)]),
+                sample_order("2", vec![item(999, 1, 1)]),
+                sample_order("3", vec![item(666, 1, 1)]),
+                sample_order("4", vec![item(2, 2, 2)]),
+            ];
+            let outcomes = runtime
+                .block_on(async { pool.map_async(price_order, orders).unwrap().each().await });
+            assert!(outcomes[0].as_ref().unwrap().is_ok());
+            assert_eq!(
+                outcomes[1].as_ref().unwrap_err().signal_name(),
+                Some("SIGABRT")
+            );
+            assert_eq!(outcomes[2].as_ref().unwrap_err().kind(), Kind::Panic);
+            assert!(outcomes[3].as_ref().unwrap().is_ok());
+            assert_eq!(pool.pids().len(), 2);
+        },
+    );
 
-    check("killing, timing out and dropping a server's worker", &|| {
-        let mut handle = nap::spawn(60_000).unwrap();
-        handle.kill().unwrap();
-        assert_eq!(handle.join().unwrap_err().signal(), Some(9));
-        let handle = nap::spawn(60_000).unwrap();
-        let pid = handle.pid();
-        assert!(handle.join_timeout(Duration::from_millis(100)).unwrap_err().is_timeout());
-        assert!(gone_within(pid, Duration::from_secs(5)), "{pid} was left behind");
-        let handle = nap::spawn(60_000).unwrap();
-        let pid = handle.pid();
-        drop(handle);
-        assert!(gone_within(pid, Duration::from_secs(5)), "{pid} was left behind");
-    });
+    check(
+        "killing, timing out and dropping a server's worker",
+        &|| {
+            let mut handle = nap::spawn(60_000).unwrap();
+            handle.kill().unwrap();
+            assert_eq!(handle.join().unwrap_err().signal(), Some(9));
+            let handle = nap::spawn(60_000).unwrap();
+            let pid = handle.pid();
+            assert!(handle
+                .join_timeout(Duration::from_millis(100))
+                .unwrap_err()
+                .is_timeout());
+            assert!(
+                gone_within(pid, Duration::from_secs(5)),
+                "{pid} was left behind"
+            );
+            let handle = nap::spawn(60_000).unwrap();
+            let pid = handle.pid();
+            drop(handle);
+            assert!(
+                gone_within(pid, Duration::from_secs(5)),
+                "{pid} was left behind"
+            );
+        },
+    );
 
     println!("fork_server: {passed} checks passed");
 }

@@ -35,10 +35,19 @@ fn invoke(event: &str, budget_ms: u64) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(event.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    (output.status.code().unwrap_or(-1), text(output.stdout), text(output.stderr))
+    (
+        output.status.code().unwrap_or(-1),
+        text(output.stdout),
+        text(output.stderr),
+    )
 }
 
 #[test]
@@ -69,16 +78,29 @@ fn main_answers_before_the_deadline() {
     ]);
     let started = Instant::now();
     let (code, stdout, stderr) = invoke(&event, 1_500);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(code, 0, "{stderr}");
     let response: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(response["batchItemFailures"], serde_json::json!([{"itemIdentifier": "slow"}]));
+    assert_eq!(
+        response["batchItemFailures"],
+        serde_json::json!([{"itemIdentifier": "slow"}])
+    );
 }
 
 #[test]
 fn main_fails_a_batch_that_failed_whole() {
-    let event = event(&[("empty", sample_order("1", vec![])), ("bug", sample_order("2", vec![item(666, 1, 1)]))]);
+    let event = event(&[
+        ("empty", sample_order("1", vec![])),
+        ("bug", sample_order("2", vec![item(666, 1, 1)])),
+    ]);
     let (code, stdout, stderr) = invoke(&event, 30_000);
     assert_eq!(code, 2, "{stdout}");
-    assert!(stderr.contains("all 2 records of the batch failed"), "{stderr}");
+    assert!(
+        stderr.contains("all 2 records of the batch failed"),
+        "{stderr}"
+    );
 }

@@ -43,21 +43,32 @@ async fn map_async_await_on_a_current_thread_runtime() {
     .unwrap();
     assert_eq!(receipts[0].as_ref().unwrap().total_micro_cents, 6_000_000);
 
-    let sum = within(LIMIT, pool.apply_async(|a: u32, b: u32| a + b, (2, 3)).unwrap())
-        .await
-        .unwrap();
+    let sum = within(
+        LIMIT,
+        pool.apply_async(|a: u32, b: u32| a + b, (2, 3)).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(sum, 5);
 
-    let products = within(LIMIT, pool.starmap_async(|a: u32, b: u32| a * b, [(2, 3), (4, 5)]).unwrap())
-        .await
-        .unwrap();
+    let products = within(
+        LIMIT,
+        pool.starmap_async(|a: u32, b: u32| a * b, [(2, 3), (4, 5)])
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(products, [6, 20]);
 }
 
 #[tokio::test]
 async fn each_awaits_every_outcome() {
     let pool = Pool::new(2).unwrap();
-    let outcomes = within(LIMIT, pool.map_async(|x: u32| 12 / x, [4, 0, 3]).unwrap().each()).await;
+    let outcomes = within(
+        LIMIT,
+        pool.map_async(|x: u32| 12 / x, [4, 0, 3]).unwrap().each(),
+    )
+    .await;
     assert_eq!(*outcomes[0].as_ref().unwrap(), 3);
     let err = outcomes[1].as_ref().unwrap_err();
     assert_eq!(err.kind(), Kind::Panic);
@@ -65,7 +76,9 @@ async fn each_awaits_every_outcome() {
     assert_eq!(*outcomes[2].as_ref().unwrap(), 4);
     let outcomes = within(
         LIMIT,
-        pool.starmap_async(|a: u32, b: u32| a / b, [(1, 0), (4, 2)]).unwrap().each(),
+        pool.starmap_async(|a: u32, b: u32| a / b, [(1, 0), (4, 2)])
+            .unwrap()
+            .each(),
     )
     .await;
     assert!(outcomes[0].is_err() && outcomes[1].is_ok());
@@ -95,7 +108,11 @@ async fn many_concurrent_callers_each_get_their_own_results() {
                 assert_eq!(doubled, xs.iter().map(|x| x * 2).collect::<Vec<_>>());
                 let one = pool.apply_async(|x: u64| x + 1, (caller,))?.await?;
                 assert_eq!(one, caller + 1);
-                let each = pool.map_async(|x: u64| 100 / x, [caller, 0]).unwrap().each().await;
+                let each = pool
+                    .map_async(|x: u64| 100 / x, [caller, 0])
+                    .unwrap()
+                    .each()
+                    .await;
                 assert!(each[1].as_ref().unwrap_err().is_panic());
                 Ok::<_, lambda_parallel::Error>(caller)
             })
@@ -112,7 +129,11 @@ async fn many_concurrent_callers_each_get_their_own_results() {
     }
     let blocking = within(LIMIT, blocking).await.unwrap().unwrap();
     assert_eq!(blocking, (1..=500).collect::<Vec<u32>>());
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +150,11 @@ async fn callers_on_several_runtimes_and_threads_at_once() {
                     .unwrap();
                 runtime.block_on(async {
                     let calls: Vec<_> = (0..8)
-                        .map(|c| pool.map_async(|x: u32| x * 3, [t, c]).unwrap().into_future())
+                        .map(|c| {
+                            pool.map_async(|x: u32| x * 3, [t, c])
+                                .unwrap()
+                                .into_future()
+                        })
                         .collect();
                     let mut out = Vec::new();
                     for call in calls {
@@ -141,7 +166,9 @@ async fn callers_on_several_runtimes_and_threads_at_once() {
         })
         .collect();
     for (t, thread) in (0..4_u32).zip(threads) {
-        let out = tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+        let out = tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
         assert_eq!(out, (0..8).map(|c| vec![t * 3, c * 3]).collect::<Vec<_>>());
     }
 }
@@ -151,17 +178,36 @@ async fn dropping_a_future_cancels_its_queued_tasks() {
     let pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();
     // 20 naps of 300 ms on 2 workers: 3 s of work, of which at most the running part goes on.
     let slow = pool.map_async(nap, vec![300; 20]).unwrap();
-    assert!(tokio::time::timeout(Duration::from_millis(50), slow.into_future()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), slow.into_future())
+            .await
+            .is_err()
+    );
     let started = Instant::now();
-    let quick = within(LIMIT, pool.map_async(|x: u8| x, [1, 2, 3]).unwrap()).await.unwrap();
+    let quick = within(LIMIT, pool.map_async(|x: u8| x, [1, 2, 3]).unwrap())
+        .await
+        .unwrap();
     assert_eq!(quick, [1, 2, 3]);
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Dropping the handle itself, never awaited, as well.
     drop(pool.map_async(nap, vec![300; 20]).unwrap());
     let started = Instant::now();
-    assert_eq!(within(LIMIT, pool.apply_async(nap, (1,)).unwrap()).await.unwrap(), 1);
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert_eq!(
+        within(LIMIT, pool.apply_async(nap, (1,)).unwrap())
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -186,7 +232,10 @@ async fn imap_and_imap_unordered_are_streams() {
 
     let mut seen: Vec<(usize, u64)> = within(
         LIMIT,
-        StreamExt::map(pool.imap_unordered(nap, [40, 1, 20, 2]), |(index, outcome)| (index, outcome.unwrap()))
+        StreamExt::map(
+            pool.imap_unordered(nap, [40, 1, 20, 2]),
+            |(index, outcome)| (index, outcome.unwrap()),
+        )
         .collect::<Vec<_>>(),
     )
     .await;
@@ -194,7 +243,11 @@ async fn imap_and_imap_unordered_are_streams() {
     assert_eq!(seen, [(0, 40), (1, 1), (2, 20), (3, 2)]);
 
     // A failing task is one item of the stream; the rest go on.
-    let outcomes: Vec<_> = within(LIMIT, StreamExt::collect::<Vec<_>>(pool.imap(|x: u32| 6 / x, [1, 0, 2]))).await;
+    let outcomes: Vec<_> = within(
+        LIMIT,
+        StreamExt::collect::<Vec<_>>(pool.imap(|x: u32| 6 / x, [1, 0, 2])),
+    )
+    .await;
     assert_eq!(*outcomes[0].as_ref().unwrap(), 6);
     assert!(outcomes[1].as_ref().unwrap_err().is_panic());
     assert_eq!(*outcomes[2].as_ref().unwrap(), 3);
@@ -209,7 +262,11 @@ async fn timeouts_and_deadlines_while_awaited() {
         .unwrap();
     let started = Instant::now();
     let outcomes = within(LIMIT, pool.map_async(nap, [60_000, 1]).unwrap().each()).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(outcomes[0].as_ref().unwrap_err().kind(), Kind::Timeout);
     assert_eq!(*outcomes[1].as_ref().unwrap(), 1);
 
@@ -217,9 +274,15 @@ async fn timeouts_and_deadlines_while_awaited() {
     let pool = Pool::new(1).unwrap();
     pool.set_deadline(Some(Instant::now() + Duration::from_millis(100)));
     let started = Instant::now();
-    let err = within(LIMIT, pool.apply_async(nap, (60_000,)).unwrap()).await.unwrap_err();
+    let err = within(LIMIT, pool.apply_async(nap, (60_000,)).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), Kind::Deadline);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -238,7 +301,11 @@ async fn a_deadline_set_while_a_call_is_awaited_applies_at_once() {
     };
     let started = Instant::now();
     let outcome = within(LIMIT, stuck).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(outcome.unwrap_err().kind(), Kind::Deadline);
     setter.await.unwrap();
 }
@@ -254,7 +321,9 @@ async fn awaited_one_off_workers() {
     let stuck = nap::spawn(60_000).unwrap();
     let pid = stuck.pid();
     let started = Instant::now();
-    assert!(tokio::time::timeout(Duration::from_millis(100), stuck).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(100), stuck)
+        .await
+        .is_err());
     assert!(started.elapsed() < Duration::from_secs(5));
     // Killed, and reaped, though not by the time the drop returns (see the report).
     let gone = Instant::now() + Duration::from_secs(5);

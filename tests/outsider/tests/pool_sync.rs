@@ -45,7 +45,10 @@ fn map_gives_what_the_plain_call_gives_in_input_order_from_other_processes() {
         assert_eq!(without_audit(remote), without_audit(local));
         let pid = remote.audit["pid"].as_u64().unwrap();
         assert_ne!(pid, u64::from(std::process::id()), "ran in this process");
-        assert!(pool.pids().contains(&(pid as u32)), "ran outside the pool's workers");
+        assert!(
+            pool.pids().contains(&(pid as u32)),
+            "ran outside the pool's workers"
+        );
         assert_eq!(remote.audit["extra"], local.audit["extra"]);
     }
 }
@@ -158,7 +161,10 @@ fn the_async_handles_block_with_get() {
     let mut squares = pool.map_async(|x: u32| x * x, 1..=50).unwrap();
     assert!(squares.wait(Duration::from_secs(30)));
     assert!(squares.ready());
-    assert_eq!(squares.get().unwrap(), (1..=50).map(|x| x * x).collect::<Vec<_>>());
+    assert_eq!(
+        squares.get().unwrap(),
+        (1..=50).map(|x| x * x).collect::<Vec<_>>()
+    );
 
     let outcomes = pool.map_async(|x: u32| 10 / x, [1, 0]).unwrap().get_each();
     assert_eq!(*outcomes[0].as_ref().unwrap(), 10);
@@ -227,14 +233,21 @@ fn workers_debug_and_set_deadline_never_wait_behind_a_running_map() {
     let pool = Pool::new(2).unwrap();
     let busy = pool.clone();
     let map = std::thread::spawn(move || {
-        busy.map(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), [700, 700])
+        busy.map(
+            |ms: u64| std::thread::sleep(Duration::from_millis(ms)),
+            [700, 700],
+        )
     });
     std::thread::sleep(Duration::from_millis(100));
     let started = Instant::now();
     assert_eq!(pool.workers(), 2);
     assert!(format!("{pool:?}").contains("workers: 2"));
     pool.set_deadline(None);
-    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
     map.join().unwrap().unwrap();
 }
 
@@ -254,7 +267,10 @@ fn close_join_and_terminate() {
     pool.clone().terminate();
     assert!(pool.pids().is_empty());
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} was left behind");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{pid} was left behind"
+        );
     }
 }
 
@@ -271,6 +287,9 @@ fn dropping_the_pool_kills_and_reaps_its_workers_at_once() {
     drop(pool);
     assert!(started.elapsed() < Duration::from_secs(5));
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} was left behind");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{pid} was left behind"
+        );
     }
 }

@@ -35,7 +35,10 @@ fn the_plain_call_and_the_spawned_one_agree() {
     assert_eq!(remote.audit["pid"], pid);
 
     // The worker's own error, typed, inside the Ok.
-    let typed = price_order::spawn(sample_order("s-2", vec![])).unwrap().join().unwrap();
+    let typed = price_order::spawn(sample_order("s-2", vec![]))
+        .unwrap()
+        .join()
+        .unwrap();
     assert_eq!(
         typed,
         Err(OrderError::Empty {
