@@ -25,6 +25,12 @@ fn nap(ms: u64) -> u32 {
 }
 
 #[lambda_parallel]
+fn spawns_its_own(ms: u64) -> u32 {
+    let pool = Pool::new(1).unwrap();
+    pool.apply(nap, (ms,)).unwrap() + nap::spawn(ms).unwrap().join().unwrap()
+}
+
+#[lambda_parallel]
 fn byte_sum(blob: Vec<u8>) -> (usize, u64) {
     (blob.len(), blob.iter().map(|b| u64::from(*b)).sum())
 }
@@ -177,6 +183,15 @@ fn main() {
             );
         },
     );
+
+    check("a worker that starts workers of its own", &|| {
+        let nested = spawns_its_own::spawn(1)
+            .unwrap()
+            .join_timeout(Duration::from_secs(10));
+        assert!(nested.unwrap() > 0);
+        let nested = pool.apply_async(spawns_its_own, (1,)).unwrap();
+        assert!(nested.get_timeout(Duration::from_secs(10)).unwrap() > 0);
+    });
 
     println!("fork_server: {passed} checks passed");
 }

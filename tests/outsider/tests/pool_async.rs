@@ -336,3 +336,25 @@ async fn awaited_one_off_workers() {
     let handle = tokio::spawn(nap::spawn(5).unwrap().into_future());
     assert_eq!(within(LIMIT, handle).await.unwrap().unwrap(), 5);
 }
+
+#[tokio::test]
+#[ignore = "runtime bug: past 500 awaited calls at once on one pool, every further call fails \
+            with Kind::Io EINVAL (`failed to wait for task 0`): each call registers its own \
+            copy of the pool's epoll set, and Linux caps nested epoll wake-up paths at 500"]
+async fn more_than_500_awaited_calls_at_once_on_one_pool() {
+    // As a handler awaits one call per record of a large Kinesis batch.
+    let pool = Pool::new(2).unwrap();
+    let calls: Vec<_> = (0..600_u64)
+        .map(|n| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.apply_async(|x: u64| x + 1, (n,))?.await })
+        })
+        .collect();
+    for (n, call) in (0..600_u64).zip(calls) {
+        let outcome = within(LIMIT, call).await.unwrap();
+        assert_eq!(
+            outcome.map_err(|err| format!("call {n}: {err:?}")),
+            Ok(n + 1)
+        );
+    }
+}

@@ -131,3 +131,43 @@ fn spawned_and_joined_on_another_thread() {
         .unwrap();
     assert!(pid > 0);
 }
+
+#[lambda_parallel]
+fn spawns_its_own(ms: u64) -> u32 {
+    nap::spawn(ms).unwrap().join().unwrap()
+}
+
+#[lambda_parallel]
+fn builds_its_own_pool(x: u32) -> Vec<u32> {
+    let pool = lambda_parallel::Pool::new(1).unwrap();
+    pool.map(|y: u32| y * 2, [x, x + 1]).unwrap()
+}
+
+#[test]
+#[ignore = "runtime bug: without init, a worker that spawns a worker or builds a pool hangs for \
+            ever: launch holds the process-wide list of held descriptors locked across the \
+            fork, and the child inherits it locked (works with init)"]
+fn a_worker_can_start_workers_of_its_own() {
+    let err = |e: lambda_parallel::Error| e.to_string();
+    let nested = spawns_its_own::spawn(1)
+        .unwrap()
+        .join_timeout(Duration::from_secs(10));
+    assert!(nested.map_err(err).unwrap() > 0);
+    let pool = lambda_parallel::Pool::new(1).unwrap();
+    let nested = pool.apply_async(spawns_its_own, (1,)).unwrap();
+    assert!(
+        nested
+            .get_timeout(Duration::from_secs(10))
+            .map_err(err)
+            .unwrap()
+            > 0
+    );
+    let nested = pool.apply_async(builds_its_own_pool, (5,)).unwrap();
+    assert_eq!(
+        nested
+            .get_timeout(Duration::from_secs(10))
+            .map_err(err)
+            .unwrap(),
+        [10, 12]
+    );
+}
