@@ -342,12 +342,13 @@ async fn awaited_one_off_workers() {
             with Kind::Io EINVAL (`failed to wait for task 0`): each call registers its own \
             copy of the pool's epoll set, and Linux caps nested epoll wake-up paths at 500"]
 async fn more_than_500_awaited_calls_at_once_on_one_pool() {
-    // As a handler awaits one call per record of a large Kinesis batch.
+    // As a handler awaits one call per record of a large Kinesis batch; the tasks take a few
+    // ms, so that all the calls wait at once.
     let pool = Pool::new(2).unwrap();
     let calls: Vec<_> = (0..600_u64)
         .map(|n| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.apply_async(|x: u64| x + 1, (n,))?.await })
+            tokio::spawn(async move { pool.apply_async(nap, (n % 5,))?.await })
         })
         .collect();
     for (n, call) in (0..600_u64).zip(calls) {
