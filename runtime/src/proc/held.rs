@@ -46,6 +46,16 @@ impl Held {
     }
 }
 
+impl Held {
+    /// In the child of the fork that this lock was held across: everything listed was closed
+    /// by the fork, so the list starts empty, and the lock is let go (the child's copy of it,
+    /// held by the child's one thread, the copy of the one that forked), so that the worker
+    /// can start workers and pools of its own.
+    pub(super) fn release_in_child(mut self) {
+        self.0.clear();
+    }
+}
+
 /// Takes the descriptors listed under `key` off the list, before they close.
 pub(super) fn remove(key: u64) {
     Held::lock().0.retain(|(listed, _)| *listed != key);

@@ -109,10 +109,12 @@ pub(crate) unsafe fn launch(
     let main_thread = sys::is_main_thread();
     let others = held.all();
     // SAFETY: the caller's contract covers `direct_body`; before it, the child only drops
-    // descriptors it owns. (The lock of the list stays held in the child, which never takes
-    // it: its one thread runs `direct_body` and ends.)
+    // descriptors it owns, and its copy of the list's lock, which its one thread holds.
     match unsafe { sys::fork(&[], &others) }? {
         Fork::Child => {
+            // The user's function may start workers of its own (a pool, a one-off), which
+            // lists theirs.
+            held.release_in_child();
             drop((request_write, result_read));
             sys::prefer_for_oom_kill();
             let direct = Direct {

@@ -144,9 +144,6 @@ fn builds_its_own_pool(x: u32) -> Vec<u32> {
 }
 
 #[test]
-#[ignore = "runtime bug: without init, a worker that spawns a worker or builds a pool hangs for \
-            ever: launch holds the process-wide list of held descriptors locked across the \
-            fork, and the child inherits it locked (works with init)"]
 fn a_worker_can_start_workers_of_its_own() {
     let err = |e: lambda_parallel::Error| e.to_string();
     let nested = spawns_its_own::spawn(1)
