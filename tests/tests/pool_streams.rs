@@ -1,4 +1,4 @@
-//! Awaited pool calls never strand a queued task: a batch queued when every worker is idle and
+//! Awaited pool calls never strand a queued task, nor miss a deadline set while they wait: a batch queued when every worker is idle and
 //! nobody sleeps in `poll` (by the stream's own feed, or put back after a worker died or was
 //! retired) still goes out, with no worker's news to prompt it.
 //!
@@ -8,7 +8,7 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::Context;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use lambda_parallel::{lambda_parallel, Pool};
@@ -126,4 +126,38 @@ fn tasks_go_on_after_a_worker_is_retired() {
         });
         assert_eq!(squares.unwrap(), [0, 1, 4, 9, 16, 25, 36], "round {round}");
     }
+}
+
+#[lambda_parallel]
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn a_deadline_set_while_a_call_is_awaited_applies_at_once() {
+    // The call sleeps on the reactor and a timer for the deadline it saw (none); a deadline set
+    // meanwhile must wake it to set its timer anew, as it stops a blocking call.
+    let runtime = runtime();
+    let pool = Pool::new(1).unwrap();
+    let began = Instant::now();
+    let outcome = within(&runtime, "a 20 s task under a 100 ms deadline", async {
+        let stuck = pool.apply_async(nap, (20_000,)).unwrap();
+        let setter = pool.clone();
+        let set = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            setter.set_deadline(Some(Instant::now() + Duration::from_millis(100)));
+        });
+        let outcome = stuck.await;
+        set.await.unwrap();
+        outcome
+    });
+    let took = began.elapsed();
+    let err = outcome.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        lambda_parallel::Kind::Deadline,
+        "{err} (took {took:?})"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -229,6 +229,13 @@ impl Shared {
         let mut state = self.state();
         state.deadline = deadline;
         self.nudge(&state);
+        // An awaited call sleeps until its timer, set for the deadline it last saw: each looks
+        // again, and sets it anew.
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     pub(crate) fn close(&self) {

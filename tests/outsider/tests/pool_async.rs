@@ -286,8 +286,6 @@ async fn timeouts_and_deadlines_while_awaited() {
 }
 
 #[tokio::test]
-#[ignore = "runtime bug: a deadline set while a call is awaited (and no caller blocks) is not \
-            enforced; the call runs to its end (blocking callers and preset deadlines are fine)"]
 async fn a_deadline_set_while_a_call_is_awaited_applies_at_once() {
     let pool = Pool::new(1).unwrap();
     let stuck = pool.apply_async(nap, (20_000,)).unwrap();
