@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::error::Error;
-use crate::func::{TaskFn, Wire};
+use crate::func::{ByName, TaskFn, Wire};
 use crate::spawn::{self, JoinHandle};
 use crate::tokio::JoinFuture;
 
@@ -200,6 +200,7 @@ impl<T: Wire> JoinSet<T> {
         F: TaskFn<Args, T>,
         Args: Wire,
     {
+        let () = ByName::<F>::OK;
         Ok(self.insert(spawn::spawn(f, args)?))
     }
 

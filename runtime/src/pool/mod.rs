@@ -23,8 +23,8 @@ use self::engine::{Settings, Shared};
 pub use self::handles::{AsyncResult, Imap, ImapUnordered, MapResult};
 use crate::error::Error;
 use crate::error::ErrorKind;
-use crate::func::TaskFn;
 use crate::func::Wire;
+use crate::func::{ByName, TaskFn};
 
 /// A pool of persistent worker processes.
 ///
@@ -209,6 +209,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, (A,), R>(&self.shared, inputs.into_iter().map(|a| (a,)), true)
             .into_iter()
             .collect()
@@ -233,6 +234,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, (A,), R>(&self.shared, inputs.into_iter().map(|a| (a,)), false)
     }
 
@@ -258,6 +260,7 @@ impl Pool {
         I: IntoIterator<Item = Args>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, Args, R>(&self.shared, inputs.into_iter(), true)
             .into_iter()
             .collect()
@@ -281,6 +284,7 @@ impl Pool {
         I: IntoIterator<Item = Args>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, Args, R>(&self.shared, inputs.into_iter(), false)
     }
 
@@ -304,6 +308,7 @@ impl Pool {
         R: Wire,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         let mut results = call::run::<F, Args, R>(&self.shared, std::iter::once(args), true);
         results
             .pop()
@@ -333,6 +338,7 @@ impl Pool {
         R: Wire,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         let inner = call::submit_all::<F, Args, R>(&self.shared, std::iter::once(args))?;
         Ok(AsyncResult { inner })
     }
@@ -376,6 +382,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::submit_all::<F, (A,), R>(&self.shared, inputs.into_iter().map(|a| (a,)))
     }
 
@@ -402,6 +409,7 @@ impl Pool {
         I: IntoIterator<Item = Args>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::submit_all::<F, Args, R>(&self.shared, inputs.into_iter())
     }
 
@@ -431,6 +439,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         Imap::new::<F>(&self.shared, inputs.into_iter(), true)
     }
 
@@ -457,6 +466,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         ImapUnordered(Imap::new::<F>(&self.shared, inputs.into_iter(), false))
     }
 

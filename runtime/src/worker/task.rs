@@ -36,7 +36,7 @@ impl Entry {
 
 /// The [`Entry`] for `F`, to be sent (as an address) to workers forked from this process image.
 pub(crate) fn entry<F: TaskFn<Args, R>, Args: Wire, R: Wire>() -> Entry {
-    const { func::assert_no_data::<F>() };
+    let () = func::ByName::<F>::OK;
     Entry {
         run: run_batch::<F, Args, R>,
         codec: func::codec::<F, Args, R>(),
