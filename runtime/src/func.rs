@@ -138,6 +138,40 @@ pub(crate) mod sealed {
         /// and so never had one.
         fn conjure() -> Self;
     }
+
+    /// How an initializer's return value says it failed: [`InitResult`](super::InitResult).
+    #[allow(unreachable_pub, reason = "the sealed-trait pattern, as for `Sealed`")]
+    pub trait Init {
+        /// Why the initializer failed, if it did.
+        fn failure(self) -> Option<String>;
+    }
+}
+
+/// What a pool's initializer ([`PoolBuilder::initializer`](crate::PoolBuilder::initializer))
+/// returns: `()`, or a `Result<(), E>` whose `Err` fails the initializer (its `Debug` form is
+/// the error's message), as `main` returns. Sealed; there is nothing to implement.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not what a pool's initializer returns",
+    label = "an initializer returns `()` or `Result<(), E>`",
+    note = "an initializer returns `()`, or `Result<(), E>` with `E: Debug`, whose `Err` fails the \
+            tasks of the worker it ran in"
+)]
+pub trait InitResult: sealed::Init {}
+
+impl InitResult for () {}
+
+impl<E: std::fmt::Debug> InitResult for Result<(), E> {}
+
+impl sealed::Init for () {
+    fn failure(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: std::fmt::Debug> sealed::Init for Result<(), E> {
+    fn failure(self) -> Option<String> {
+        self.err().map(|err| format!("{err:?}"))
+    }
 }
 
 /// The codec of `F`'s arguments and result.

@@ -216,7 +216,7 @@ mod tokio;
 pub mod lambda;
 
 pub use crate::error::{Error, Kind, PanicLocation};
-pub use crate::func::{TaskFn, Wire};
+pub use crate::func::{InitResult, TaskFn, Wire};
 #[cfg(feature = "tokio")]
 pub use crate::join_set::JoinSet;
 #[cfg(feature = "tokio")]
