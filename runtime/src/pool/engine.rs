@@ -468,11 +468,12 @@ impl Driver<'_> {
         let engine = self.engine_mut();
         if shared.settings.workers == 0 {
             if let Some(why) = &engine.init_failed {
-                shared
-                    .state()
+                let mut state = shared.state();
+                let queued = state.jobs.queued() > 0;
+                state
                     .jobs
                     .fail_queued(|| ErrorKind::Initializer(why.clone()));
-                return true;
+                return queued;
             }
             return Engine::run_inline(shared);
         }

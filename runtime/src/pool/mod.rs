@@ -635,8 +635,9 @@ impl PoolBuilder {
     /// initializer and says how it failed. That worker is not replaced, so that an initializer
     /// that always fails costs one fork per worker, never a fork per task: the pool goes on
     /// with the workers whose initializer succeeded, and once none is left, every task fails
-    /// with the last initializer's error, at once. (A worker that crashes later, in a task, is
-    /// replaced as always, and its replacement runs the initializer again.)
+    /// with the last initializer's error, at once. [`Pool::pids`] lists the workers left, while
+    /// [`Pool::workers`] still says how many were asked for. (A worker that crashes later, in a
+    /// task, is replaced as always, and its replacement runs the initializer again.)
     #[allow(
         clippy::needless_pass_by_value,
         reason = "the arguments by value, as `Pool::apply` takes a task's: the same call shape"
