@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use lambda_parallel::{lambda_parallel, Error, Kind, Pool};
-use lambda_parallel_tests::{mark, TempDir};
+use lambda_parallel_tests::{mark, wait_for, TempDir};
 
 /// What the worker's initializer set: the pid it ran in, and its label.
 static STATE: OnceLock<(u32, String)> = OnceLock::new();
@@ -49,6 +49,16 @@ fn abort_in_init() {
 #[lambda_parallel]
 fn hang_in_init() {
     std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Waits for the file `release` in `dir` (for at most a minute).
+#[lambda_parallel]
+fn wait_for_release(dir: String) -> Result<(), String> {
+    if wait_for(Path::new(&dir), "release", Duration::from_secs(60)) {
+        Ok(())
+    } else {
+        Err("never released".to_owned())
+    }
 }
 
 #[lambda_parallel]
@@ -211,4 +221,25 @@ fn a_pool_of_no_workers_runs_its_initializer_once_at_build() {
         .unwrap();
     let outcomes = failing.map_each(double, [1]);
     assert_all_failed_by_init(&outcomes, "panic_in_init", "cannot load the model");
+}
+
+#[test]
+fn the_deadline_fails_tasks_but_lets_a_worker_finish_its_initializer() {
+    let dir = TempDir::new("init-deadline");
+    let path = dir.path().to_str().expect("a UTF-8 path").to_owned();
+    let pool = Pool::builder()
+        .workers(1)
+        .initializer(wait_for_release, (path,))
+        .build()
+        .unwrap();
+    let pids = pool.pids();
+    pool.set_deadline(Some(std::time::Instant::now()));
+    let late = pool.map_each(double, [1]);
+    assert_eq!(late[0].as_ref().unwrap_err().kind(), Kind::Deadline);
+    // The worker that was initializing is still the pool's, and serves once released.
+    assert_eq!(pool.pids(), pids);
+    pool.set_deadline(None);
+    mark(dir.path(), "release");
+    assert_eq!(pool.map(double, [4]).unwrap(), [8]);
+    assert_eq!(pool.pids(), pids);
 }

@@ -779,7 +779,13 @@ impl Engine {
     ) -> Option<Instant> {
         let busy = self.slots.iter().filter(|slot| !slot.idle());
         let timeouts = busy.filter_map(|slot| Some(slot.started + settings.task_timeout?));
-        let working = queued || self.slots.iter().any(|slot| !slot.idle());
+        // A worker still running its initializer runs no task, which the deadline is for; the
+        // news of its end wakes the step that then finds its task past the deadline.
+        let working = queued
+            || self
+                .slots
+                .iter()
+                .any(|slot| !slot.idle() && !slot.initializing());
         timeouts.chain(deadline.filter(|_| working)).min()
     }
 
@@ -884,8 +890,8 @@ impl Engine {
         }
     }
 
-    /// Kills workers whose task ran past its timeout, or past the pool's deadline, and fails
-    /// queued tasks once the deadline has passed.
+    /// Kills workers whose task (or initializer) ran past its timeout, or whose task ran past
+    /// the pool's deadline, and fails queued tasks once the deadline has passed.
     fn expire(&mut self, jobs: &mut Jobs, deadline: Option<Instant>, settings: &Settings) {
         let now = Instant::now();
         let past_deadline = deadline.is_some_and(|deadline| now >= deadline);
@@ -899,7 +905,8 @@ impl Engine {
                 Some(timeout) if ran >= timeout => {
                     self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Timeout(timeout)));
                 }
-                _ if past_deadline => {
+                // The deadline is the tasks': a worker still running its initializer runs none.
+                _ if past_deadline && !slot.initializing() => {
                     self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Deadline));
                 }
                 _ => {}

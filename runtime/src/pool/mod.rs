@@ -629,7 +629,8 @@ impl PoolBuilder {
     /// # When it fails
     ///
     /// An initializer fails when it returns `Err`, panics, crashes, or runs past the
-    /// [`task_timeout`](PoolBuilder::task_timeout) (which applies to it as to a task). Its
+    /// [`task_timeout`](PoolBuilder::task_timeout) (which applies to it as to a task; the
+    /// pool's [deadline](Pool::set_deadline) does not, as it runs no task). Its
     /// worker then ends, having run none of its tasks: each of the tasks it had been given
     /// fails with [`Kind::Initializer`](crate::Kind::Initializer), and a message that names the
     /// initializer and says how it failed. That worker is not replaced, so that an initializer
