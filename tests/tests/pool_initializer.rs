@@ -243,3 +243,23 @@ fn the_deadline_fails_tasks_but_lets_a_worker_finish_its_initializer() {
     assert_eq!(pool.map(double, [4]).unwrap(), [8]);
     assert_eq!(pool.pids(), pids);
 }
+
+#[test]
+fn the_deadline_fails_tasks_held_behind_an_initializer_as_late_not_as_its_failure() {
+    let dir = TempDir::new("init-deadline-held");
+    let path = dir.path().to_str().expect("a UTF-8 path").to_owned();
+    let pool = Pool::builder()
+        .workers(1)
+        .initializer(wait_for_release, (path,))
+        .build()
+        .unwrap();
+    // The task goes to the worker behind its initializer, which waits past the deadline: the
+    // call returns at the deadline, and the worker (killed or spared) is not given up on.
+    pool.set_deadline(Some(std::time::Instant::now() + Duration::from_millis(50)));
+    let late = pool.map_each(double, [1]);
+    assert_eq!(late[0].as_ref().unwrap_err().kind(), Kind::Deadline);
+    assert_eq!(pool.pids().len(), 1);
+    pool.set_deadline(None);
+    mark(dir.path(), "release");
+    assert_eq!(pool.map(double, [4]).unwrap(), [8]);
+}

@@ -779,13 +779,12 @@ impl Engine {
     ) -> Option<Instant> {
         let busy = self.slots.iter().filter(|slot| !slot.idle());
         let timeouts = busy.filter_map(|slot| Some(slot.started + settings.task_timeout?));
-        // A worker still running its initializer runs no task, which the deadline is for; the
-        // news of its end wakes the step that then finds its task past the deadline.
+        // A worker running its initializer with no task yet is no work of the deadline's.
         let working = queued
             || self
                 .slots
                 .iter()
-                .any(|slot| !slot.idle() && !slot.initializing());
+                .any(|slot| !slot.idle() && !slot.only_initializing());
         timeouts.chain(deadline.filter(|_| working)).min()
     }
 
@@ -905,8 +904,9 @@ impl Engine {
                 Some(timeout) if ran >= timeout => {
                     self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Timeout(timeout)));
                 }
-                // The deadline is the tasks': a worker still running its initializer runs none.
-                _ if past_deadline && !slot.initializing() => {
+                // The deadline is the tasks': a worker that holds none, still running its
+                // initializer, is spared (one holding tasks is not: they must fail now).
+                _ if past_deadline && !slot.only_initializing() => {
                     self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Deadline));
                 }
                 _ => {}

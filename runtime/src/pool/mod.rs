@@ -629,8 +629,7 @@ impl PoolBuilder {
     /// # When it fails
     ///
     /// An initializer fails when it returns `Err`, panics, crashes, or runs past the
-    /// [`task_timeout`](PoolBuilder::task_timeout) (which applies to it as to a task; the
-    /// pool's [deadline](Pool::set_deadline) does not, as it runs no task). Its
+    /// [`task_timeout`](PoolBuilder::task_timeout) (which applies to it as to a task). Its
     /// worker then ends, having run none of its tasks: each of the tasks it had been given
     /// fails with [`Kind::Initializer`](crate::Kind::Initializer), and a message that names the
     /// initializer and says how it failed. That worker is not replaced, so that an initializer
@@ -639,6 +638,11 @@ impl PoolBuilder {
     /// with the last initializer's error, at once. [`Pool::pids`] lists the workers left, while
     /// [`Pool::workers`] still says how many were asked for. (A worker that crashes later, in a
     /// task, is replaced as always, and its replacement runs the initializer again.)
+    ///
+    /// The pool's [deadline](Pool::set_deadline) is no failure of the initializer: it spares a
+    /// worker that is running its initializer and holds no task yet, so that a slow initializer
+    /// is not started over at every deadline, and kills one that holds tasks, as it would kill
+    /// them running, so that their callers do not wait past it; that worker is replaced.
     #[allow(
         clippy::needless_pass_by_value,
         reason = "the arguments by value, as `Pool::apply` takes a task's: the same call shape"

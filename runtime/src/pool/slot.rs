@@ -110,9 +110,9 @@ impl Slot {
         Ok(slot)
     }
 
-    /// Whether the worker runs its initializer, or waits to.
-    pub(super) fn initializing(&self) -> bool {
-        matches!(self.init, Init::Running(_))
+    /// Whether the worker runs its initializer, or waits to, and holds no task yet.
+    pub(super) fn only_initializing(&self) -> bool {
+        matches!(self.init, Init::Running(_)) && self.batches.len() == 1
     }
 
     /// Whether the worker's initializer has said that it failed.
@@ -122,12 +122,15 @@ impl Slot {
 
     /// For a worker being taken out of the pool, whose running task (if any) fails with
     /// `kind`: `Err` with how its initializer failed, if it did (it said so, or the worker
-    /// ended, timed out or sent a bad frame while it ran), else `Ok(kind)`.
+    /// ended, timed out or sent a bad frame while it ran; not the pool's deadline, which is no
+    /// fault of the initializer), else `Ok(kind)`.
     pub(super) fn settle_init(&mut self, kind: ErrorKind) -> Result<ErrorKind, String> {
         match std::mem::replace(&mut self.init, Init::Done) {
             Init::Failed(why) => Err(why),
-            Init::Running(name) => Err(Error::new(name, kind).to_string()),
-            Init::Done => Ok(kind),
+            Init::Running(name) if !matches!(kind, ErrorKind::Deadline) => {
+                Err(Error::new(name, kind).to_string())
+            }
+            Init::Running(_) | Init::Done => Ok(kind),
         }
     }
 
