@@ -25,6 +25,7 @@ use crate::sys;
 /// | the pipe carried a bad or truncated frame | [`is_bad_frame`](Error::is_bad_frame) |
 /// | the process or its pipe could not be created (`EAGAIN`, `EMFILE`, …) | [`is_spawn`](Error::is_spawn), [`io_error`](Error::io_error) |
 /// | a system call failed while waiting for it | [`io_error`](Error::io_error) |
+/// | the pool's initializer failed, so the task never ran | [`kind`](Error::kind) is [`Kind::Initializer`] |
 ///
 /// [`kind`](Error::kind) gives the same answer as one [`Kind`] to `match` on.
 ///
@@ -64,6 +65,8 @@ pub(crate) enum ErrorKind {
     ExitLost(io::Error),
     /// A pool used in a forked copy of the process that built it.
     Foreign,
+    /// The pool's initializer failed in the worker that was to run the task: how it failed.
+    Initializer(String),
 }
 
 /// What kind of failure an [`Error`] is, from [`Error::kind`]: the predicates' answers as one
@@ -115,6 +118,9 @@ pub enum Kind {
     ServerGone,
     /// A system call failed while the caller waited for the worker: [`Error::io_error`].
     Io,
+    /// The task did not run: the pool's initializer
+    /// ([`PoolBuilder::initializer`](crate::PoolBuilder::initializer)) failed in its worker.
+    Initializer,
 }
 
 /// The error inside the `io::Error` of a fork server that is gone, so that [`Error::kind`] can
@@ -233,6 +239,7 @@ impl Error {
             | ErrorKind::DecodeArgs(_) => Kind::Codec,
             ErrorKind::Frame(_) => Kind::Frame,
             ErrorKind::Closed | ErrorKind::Foreign => Kind::Closed,
+            ErrorKind::Initializer(_) => Kind::Initializer,
         }
     }
 
@@ -403,6 +410,12 @@ impl fmt::Display for Error {
                 "failed to submit {worker}: the pool belongs to another process (this one is a \
                  fork of it)"
             ),
+            ErrorKind::Initializer(why) => {
+                write!(
+                    f,
+                    "{worker} did not run: the pool's initializer failed: {why}"
+                )
+            }
         }
     }
 }

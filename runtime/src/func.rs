@@ -88,6 +88,32 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Wire for T {}
 /// same type. Each frame on the pipe says which codec encoded it, and one in another codec
 /// than the task's is a bad frame ([`Error::is_bad_frame`](crate::Error::is_bad_frame)), never
 /// a misreading.
+///
+/// # What is not a task, and when the compiler says so
+///
+/// A worker cannot be handed a closure's captured values nor follow a function pointer, so
+/// neither is a task. What the type system can see, `cargo check` reports, with this trait's
+/// message ("pass the captured value as an argument, or use a `#[lambda_parallel]` fn"): a
+/// closure that captures a value that is not `Copy` (a `String`, an `Arc`), or not `Send`, or
+/// arguments of the wrong types. A closure that borrows a local gets rustc's own "closure may
+/// outlive the current function" instead. A `move` closure whose captures are all `Copy`, and
+/// a function pointer, differ from a closure that captures nothing only in their size, which
+/// no trait bound can ask about on stable Rust: they pass `cargo check`, and `cargo build`
+/// fails with one error (E0080), whose note names the call at fault.
+///
+/// ```compile_fail,E0277
+/// # let pool = lambda_parallel::Pool::new(1).unwrap();
+/// let suffix = String::from("!");
+/// pool.map(move |word: String| word + &suffix, ["a".to_owned()]); // pass `suffix` instead
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run in a worker process as a task taking `{Args}`",
+    label = "not a function that a worker can run by name",
+    note = "a worker runs a function by name: a `#[lambda_parallel]` fn, another function item, \
+            or a closure that captures nothing, whose arguments are `{Args}`",
+    note = "a closure that captures a value cannot run in a worker: pass the captured value as \
+            an argument, or use a `#[lambda_parallel]` fn"
+)]
 pub trait TaskFn<Args, R>: Copy + Send + Sync + 'static + sealed::Sealed<Args, R> {
     /// Calls the function.
     fn call(self, args: Args) -> R;
@@ -112,6 +138,40 @@ pub(crate) mod sealed {
         /// and so never had one.
         fn conjure() -> Self;
     }
+
+    /// How an initializer's return value says it failed: [`InitResult`](super::InitResult).
+    #[allow(unreachable_pub, reason = "the sealed-trait pattern, as for `Sealed`")]
+    pub trait Init {
+        /// Why the initializer failed, if it did.
+        fn failure(self) -> Option<String>;
+    }
+}
+
+/// What a pool's initializer ([`PoolBuilder::initializer`](crate::PoolBuilder::initializer))
+/// returns: `()`, or a `Result<(), E>` whose `Err` fails the initializer (its `Debug` form is
+/// the error's message), as `main` returns. Sealed; there is nothing to implement.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not what a pool's initializer returns",
+    label = "an initializer returns `()` or `Result<(), E>`",
+    note = "an initializer returns `()`, or `Result<(), E>` with `E: Debug`, whose `Err` fails the \
+            tasks of the worker it ran in"
+)]
+pub trait InitResult: sealed::Init {}
+
+impl InitResult for () {}
+
+impl<E: std::fmt::Debug> InitResult for Result<(), E> {}
+
+impl sealed::Init for () {
+    fn failure(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: std::fmt::Debug> sealed::Init for Result<(), E> {
+    fn failure(self) -> Option<String> {
+        self.err().map(|err| format!("{err:?}"))
+    }
 }
 
 /// The codec of `F`'s arguments and result.
@@ -119,32 +179,41 @@ pub(crate) fn codec<F: TaskFn<Args, R>, Args, R>() -> Codec {
     <F as sealed::Sealed<Args, R>>::CODEC.0
 }
 
-/// Fails to compile, at the call that instantiates it, unless `F` has no data.
-pub(crate) const fn assert_no_data<F>() {
-    assert!(
+/// `ByName::<F>::OK` fails to compile, where a call instantiates it, unless `F` has no data.
+///
+/// One associated constant, not an inline `const` block at each place that relies on it, so
+/// that a failure is one error. The public methods that take a function name it first, so that
+/// the error's note names the user's call rather than a line of this crate.
+pub(crate) struct ByName<F>(std::marker::PhantomData<F>);
+
+impl<F> ByName<F> {
+    pub(crate) const OK: () = assert!(
         std::mem::size_of::<F>() == 0,
-        "a pool runs functions by name: pass a function item or a closure that captures nothing, \
-         not a function pointer or a capturing closure"
+        "a worker runs functions by name: pass a `#[lambda_parallel]` fn, a function item or \
+         a closure that captures nothing (pass a captured value as an argument), not a \
+         function pointer or a capturing closure"
     );
 }
 
 macro_rules! impl_task_fn {
     ($($arg:ident)*) => {
+        #[diagnostic::do_not_recommend]
         impl<F, R, $($arg,)*> sealed::Sealed<($($arg,)*), R> for F
         where
             F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,
         {
             fn conjure() -> F {
-                const { assert_no_data::<F>() };
-                // SAFETY: `F` has no data (asserted just above, at compile time), so every value
-                // of it is the same value; it implements `Fn` on stable Rust, so it is a
-                // function item or a closure (a function pointer or a reference has data),
+                let () = ByName::<F>::OK;
+                // SAFETY: `F` has no data (`ByName::<F>::OK`, just above, at compile time), so
+                // every value of it is the same value; it implements `Fn` on stable Rust, so it
+                // is a function item or a closure (a function pointer or a reference has data),
                 // which is inhabited and has no invariant; and it is `Copy`, so making one
                 // creates no ownership. The caller had one.
                 unsafe { std::mem::zeroed() }
             }
         }
 
+        #[diagnostic::do_not_recommend]
         impl<F, R, $($arg,)*> TaskFn<($($arg,)*), R> for F
         where
             F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,

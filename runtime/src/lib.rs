@@ -93,6 +93,9 @@
 //! queued tasks are dropped, and those running finish and are discarded (a task timeout or a
 //! deadline kills them). A pool with no workers runs its tasks in the polling thread.
 //!
+//! Many one-off workers are awaited together in a `JoinSet`, in the order they finish, as
+//! `tokio::task::JoinSet` does for tasks; dropping the set kills the workers still in it.
+//!
 //! ```
 //! use lambda_parallel::{lambda_parallel, Pool};
 //!
@@ -202,6 +205,8 @@ mod worker;
 mod proc;
 mod server;
 
+#[cfg(feature = "tokio")]
+mod join_set;
 mod pool;
 mod spawn;
 #[cfg(feature = "tokio")]
@@ -211,7 +216,9 @@ mod tokio;
 pub mod lambda;
 
 pub use crate::error::{Error, Kind, PanicLocation};
-pub use crate::func::{TaskFn, Wire};
+pub use crate::func::{InitResult, TaskFn, Wire};
+#[cfg(feature = "tokio")]
+pub use crate::join_set::JoinSet;
 #[cfg(feature = "tokio")]
 pub use crate::pool::{ApplyFuture, EachFuture, MapFuture};
 pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};

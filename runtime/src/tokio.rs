@@ -158,6 +158,13 @@ impl<T: Wire> Future for JoinFuture<T> {
     }
 }
 
+impl<T> JoinFuture<T> {
+    /// The handle this future joins: to kill its worker (`JoinSet::abort_all`).
+    pub(crate) fn handle_mut(&mut self) -> &mut JoinHandle<T> {
+        &mut self.handle
+    }
+}
+
 impl<T: Wire> JoinFuture<T> {
     /// [`JoinHandle::receive`], with the reactor in place of `poll`.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, ErrorKind>> {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lambda_parallel::{lambda_parallel, Pool};
+use lambda_parallel::{lambda_parallel, JoinSet, Pool};
 use lambda_parallel_tests::checks::{expect, report_to, watchdog, CapturedStdout, Check};
 
 /// The lines the hammer threads printed.
@@ -64,7 +64,7 @@ fn main() {
     };
     lambda_parallel::init().expect("init runs first thing in main");
     watchdog("fork_server", Duration::from_secs(300));
-    let checks: [Check; 7] = [
+    let checks: [Check; 9] = [
         ("init twice is fine", init_twice),
         (
             "workers are not children of the caller",
@@ -80,6 +80,11 @@ fn main() {
             busy_tokio_runtime_awaited,
         ),
         ("awaited workers are served too", awaited_workers),
+        ("a JoinSet of served workers", served_join_set),
+        (
+            "a pool's initializer runs in each served worker",
+            initializer_in_served_workers,
+        ),
         ("nothing leaks", nothing_leaks),
     ];
     let outcomes = std::iter::once(("init is refused off the main thread", refused))
@@ -316,6 +321,64 @@ fn awaited_workers() -> Result<(), String> {
     expect(
         lambda_parallel_tests::open_fds() == fds,
         "descriptors leaked",
+    )
+}
+
+fn served_join_set() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    let stuck = runtime.block_on(async {
+        let mut set = JoinSet::new();
+        for x in 0..5 {
+            set.spawn(offset, (x,)).map_err(|err| err.to_string())?;
+        }
+        let stuck = fails::spawn(2).map_err(|err| err.to_string())?;
+        let pid = stuck.pid();
+        let mut set_of_one = JoinSet::new();
+        set_of_one.insert(stuck);
+        let mut sum = 0;
+        while let Some(outcome) = set.join_next().await {
+            sum += outcome.map_err(|err| err.to_string())?;
+        }
+        expect(sum == 10, format!("the sum is {sum}"))?;
+        // Killed by the drop, and reaped by the server.
+        drop(set_of_one);
+        Ok::<_, String>(pid)
+    })?;
+    expect(
+        lambda_parallel_tests::reaped_within(stuck, Duration::from_secs(5)),
+        format!("worker {stuck} outlived its set"),
+    )
+}
+
+/// What `set_offset` set in this worker.
+static OFFSET: AtomicU64 = AtomicU64::new(0);
+
+#[lambda_parallel]
+fn set_offset(offset: u64) {
+    OFFSET.store(offset, Ordering::Relaxed);
+}
+
+#[lambda_parallel]
+fn offset(x: u64) -> u64 {
+    x + OFFSET.load(Ordering::Relaxed)
+}
+
+fn initializer_in_served_workers() -> Result<(), String> {
+    // One task a worker: each runs in a fresh worker of the server, after its initializer.
+    let pool = Pool::builder()
+        .workers(2)
+        .max_tasks_per_worker(1)
+        .chunk_size(1)
+        .initializer(set_offset, (1_000,))
+        .build()
+        .map_err(|err| err.to_string())?;
+    let sums = pool.map(offset, 0..6).map_err(|err| err.to_string())?;
+    expect(
+        sums == [1_000, 1_001, 1_002, 1_003, 1_004, 1_005],
+        format!("{sums:?}"),
     )
 }
 

@@ -37,7 +37,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::jobs::{Batch, JobId, Jobs, Outcome};
-use super::slot::{linger, Slot};
+use super::slot::{self, linger, Initializer, Slot};
 use crate::error::ErrorKind;
 use crate::proc::held::Kept;
 use crate::sys;
@@ -54,6 +54,8 @@ pub(crate) struct Settings {
     pub(crate) max_tasks_per_worker: Option<usize>,
     /// Tasks per batch, if the user chose; see `PoolBuilder::chunk_size`.
     pub(crate) chunk_size: Option<usize>,
+    /// Run first in each worker; see `PoolBuilder::initializer`.
+    pub(crate) initializer: Option<Initializer>,
 }
 
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
@@ -146,6 +148,11 @@ struct Engine {
     /// The epoll set that awaited calls watch, once one has asked.
     #[cfg(feature = "tokio")]
     watch: Option<sys::Watch>,
+    /// Workers whose initializer failed, which are not replaced: so a failing initializer
+    /// costs at most one fork per worker the pool keeps, not a fork per task.
+    given_up: usize,
+    /// How the last initializer that failed did, for the tasks that no worker is left to run.
+    init_failed: Option<String>,
 }
 
 impl Shared {
@@ -180,6 +187,8 @@ impl Shared {
                 watch_kept: None,
                 #[cfg(feature = "tokio")]
                 watch: None,
+                given_up: 0,
+                init_failed: None,
             }),
             stepped: Condvar::new(),
             _bell_kept: Kept::new(&[bell.0.as_raw_fd(), bell.1.as_raw_fd()]),
@@ -187,8 +196,12 @@ impl Shared {
         };
         {
             let mut engine = shared.engine();
+            let init = shared.settings.initializer.as_ref();
             while engine.slots.len() < shared.settings.workers {
-                engine.add_worker()?;
+                engine.add_worker(init)?;
+            }
+            if let (0, Some(init)) = (shared.settings.workers, init) {
+                engine.init_failed = Engine::init_inline(init);
             }
             shared.state().pids = engine.pids();
         }
@@ -461,6 +474,14 @@ impl Driver<'_> {
         let shared = self.shared;
         let engine = self.engine_mut();
         if shared.settings.workers == 0 {
+            if let Some(why) = &engine.init_failed {
+                let mut state = shared.state();
+                let queued = state.jobs.queued() > 0;
+                state
+                    .jobs
+                    .fail_queued(|| ErrorKind::Initializer(why.clone()));
+                return queued;
+            }
             return Engine::run_inline(shared);
         }
         if engine
@@ -473,7 +494,7 @@ impl Driver<'_> {
             engine.disown(&mut shared.state().jobs);
             return true;
         }
-        engine.replenish(shared);
+        let mut news = engine.replenish(shared);
         let (deadline, queued) = {
             let mut state = shared.state();
             for id in std::mem::take(&mut state.doomed) {
@@ -487,7 +508,7 @@ impl Driver<'_> {
         };
         let expiry = engine.next_expiry(deadline, queued, &shared.settings);
         engine.wait(shared, wait, expiry);
-        let news = {
+        news |= {
             let mut state = shared.state();
             state.listening = false;
             let before = state.jobs.visits();
@@ -499,8 +520,7 @@ impl Driver<'_> {
             state.jobs.visits() != before
         };
         // Replace at once the workers that just ended, so that the pool is whole between calls.
-        engine.replenish(shared);
-        news
+        news | engine.replenish(shared)
     }
 }
 
@@ -563,6 +583,17 @@ impl Drop for Driver<'_> {
     }
 }
 
+/// Why a step takes a worker out of the pool.
+#[derive(Debug)]
+enum Dead {
+    /// Its process ended.
+    Ended,
+    /// It sent what is not frames, or a frame that no task waits for.
+    BadFrame(String),
+    /// Its initializer failed.
+    InitFailed,
+}
+
 /// How many more tasks a worker may be given before it is recycled.
 fn budget(slot: &Slot, settings: &Settings) -> usize {
     settings
@@ -607,10 +638,10 @@ impl Engine {
         }
     }
 
-    fn add_worker(&mut self) -> io::Result<()> {
+    fn add_worker(&mut self, init: Option<&Initializer>) -> io::Result<()> {
         // The new worker holds none of the other workers' descriptors, nor the bell or the
         // epoll set: `proc::held` lists them all, and every fork closes what it lists.
-        let slot = Slot::spawn()?;
+        let slot = Slot::spawn(init)?;
         #[cfg(feature = "tokio")]
         if let Some(watch) = &self.watch {
             for fd in slot.watched() {
@@ -648,18 +679,43 @@ impl Engine {
         }
     }
 
-    /// Starts workers until there are as many as configured. When none can be started and none
-    /// is left, queued tasks fail with the reason rather than wait for ever.
-    fn replenish(&mut self, shared: &Shared) {
-        if self.slots.len() >= shared.settings.workers || shared.state().terminated {
-            return;
+    /// Runs the initializer of a pool with no workers, here, once; how it failed, if it did.
+    fn init_inline(init: &Initializer) -> Option<String> {
+        let mut out = Vec::new();
+        // Writing to a `Vec` cannot fail; the initializer's own failure is in its outcome.
+        let _ = init.entry.run(&init.args, &mut out);
+        let reader = FrameReader::<Status>::from_bytes(out);
+        match reader.frame() {
+            Ok(Some((status, payload))) => slot::init_failure(init.name, status, payload),
+            _ => Some(format!("worker `{}` sent no outcome", init.name)),
         }
-        while self.slots.len() < shared.settings.workers {
-            let Err(err) = self.add_worker() else {
+    }
+
+    /// Starts workers until there are as many as configured, less those given up on (their
+    /// initializer failed). When none can be started and none is left, queued tasks fail with
+    /// the reason rather than wait for ever. Whether it failed any.
+    fn replenish(&mut self, shared: &Shared) -> bool {
+        let wanted = shared.settings.workers.saturating_sub(self.given_up);
+        if let (Some(why), true) = (&self.init_failed, self.slots.is_empty() && wanted == 0) {
+            let mut state = shared.state();
+            let queued = state.jobs.queued() > 0;
+            state
+                .jobs
+                .fail_queued(|| ErrorKind::Initializer(why.clone()));
+            state.pids.clear();
+            return queued;
+        }
+        if self.slots.len() >= wanted || shared.state().terminated {
+            return false;
+        }
+        let mut failed = false;
+        while self.slots.len() < wanted {
+            let Err(err) = self.add_worker(shared.settings.initializer.as_ref()) else {
                 continue;
             };
             if self.slots.is_empty() {
                 let mut state = shared.state();
+                failed = state.jobs.queued() > 0;
                 state
                     .jobs
                     .fail_queued(|| ErrorKind::Spawn(crate::error::copy_io_error(&err)));
@@ -667,6 +723,7 @@ impl Engine {
             break;
         }
         shared.state().pids = self.pids();
+        failed
     }
 
     /// Kills the workers running a task of job `id`, which is gone; they are replaced.
@@ -729,7 +786,12 @@ impl Engine {
     ) -> Option<Instant> {
         let busy = self.slots.iter().filter(|slot| !slot.idle());
         let timeouts = busy.filter_map(|slot| Some(slot.started + settings.task_timeout?));
-        let working = queued || self.slots.iter().any(|slot| !slot.idle());
+        // A worker running its initializer with no task yet is no work of the deadline's.
+        let working = queued
+            || self
+                .slots
+                .iter()
+                .any(|slot| !slot.idle() && !slot.only_initializing());
         timeouts.chain(deadline.filter(|_| working)).min()
     }
 
@@ -810,23 +872,32 @@ impl Engine {
             }
             // The ring is read every time: what it holds raises no descriptor.
             if let Err(err) = slot.read(jobs, readable || ended) {
-                dead.push((i, Some(err)));
+                dead.push((i, Dead::BadFrame(err)));
                 continue;
             }
-            if ended {
-                dead.push((i, None));
+            if slot.init_failed() {
+                dead.push((i, Dead::InitFailed));
+            } else if ended {
+                dead.push((i, Dead::Ended));
             }
         }
-        for (i, bad_frame) in dead.into_iter().rev() {
-            match bad_frame {
-                None => self.remove_slot(i, jobs, Slot::crash),
-                Some(err) => self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Frame(err))),
+        for (i, dead) in dead.into_iter().rev() {
+            match dead {
+                Dead::Ended => self.remove_slot(i, jobs, Slot::crash),
+                Dead::BadFrame(err) => {
+                    self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Frame(err)));
+                }
+                // The worker is ending on its own; the error is the initializer's (the kind
+                // given here is not used).
+                Dead::InitFailed => {
+                    self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Closed));
+                }
             }
         }
     }
 
-    /// Kills workers whose task ran past its timeout, or past the pool's deadline, and fails
-    /// queued tasks once the deadline has passed.
+    /// Kills workers whose task (or initializer) ran past its timeout, or whose task ran past
+    /// the pool's deadline, and fails queued tasks once the deadline has passed.
     fn expire(&mut self, jobs: &mut Jobs, deadline: Option<Instant>, settings: &Settings) {
         let now = Instant::now();
         let past_deadline = deadline.is_some_and(|deadline| now >= deadline);
@@ -840,7 +911,9 @@ impl Engine {
                 Some(timeout) if ran >= timeout => {
                     self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Timeout(timeout)));
                 }
-                _ if past_deadline => {
+                // The deadline is the tasks': a worker that holds none, still running its
+                // initializer, is spared (one holding tasks is not: they must fail now).
+                _ if past_deadline && !slot.only_initializing() => {
                     self.remove_slot(i, jobs, |slot| slot.stuck(ErrorKind::Deadline));
                 }
                 _ => {}
@@ -875,6 +948,16 @@ impl Engine {
             }
         }
         let kind = why(&mut slot);
+        let kind = match slot.settle_init(kind) {
+            Ok(kind) => kind,
+            Err(why) => {
+                // The worker started none of its tasks, and is not replaced.
+                self.given_up += 1;
+                slot.fail_all(jobs, || ErrorKind::Initializer(why.clone()));
+                self.init_failed = Some(why);
+                return;
+            }
+        };
         let Some(mut current) = slot.batches.pop_front() else {
             return;
         };

@@ -21,10 +21,13 @@ use std::time::{Duration, Instant};
 pub use self::awaiting::{ApplyFuture, EachFuture, MapFuture};
 use self::engine::{Settings, Shared};
 pub use self::handles::{AsyncResult, Imap, ImapUnordered, MapResult};
+use self::slot::Initializer;
 use crate::error::Error;
 use crate::error::ErrorKind;
-use crate::func::TaskFn;
 use crate::func::Wire;
+use crate::func::{self, ByName, InitResult, TaskFn};
+use crate::wire::batch;
+use crate::worker;
 
 /// A pool of persistent worker processes.
 ///
@@ -38,6 +41,7 @@ use crate::func::Wire;
 /// | `Pool(processes)` | [`Pool::new`], [`Pool::builder`] |
 /// | `Pool(0)` (inline, in `lambda_multiprocessing`) | [`Pool::new(0)`](Pool::new) |
 /// | `maxtasksperchild` | [`PoolBuilder::max_tasks_per_worker`] |
+/// | `initializer`, `initargs` | [`PoolBuilder::initializer`] |
 /// | `map(func, iterable, chunksize)` | [`Pool::map`] (fail-fast), [`Pool::map_each`] (every outcome), [`PoolBuilder::chunk_size`] |
 /// | `starmap` | [`Pool::starmap`], [`Pool::starmap_each`] |
 /// | `apply` | [`Pool::apply`] |
@@ -209,6 +213,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, (A,), R>(&self.shared, inputs.into_iter().map(|a| (a,)), true)
             .into_iter()
             .collect()
@@ -233,6 +238,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, (A,), R>(&self.shared, inputs.into_iter().map(|a| (a,)), false)
     }
 
@@ -258,6 +264,7 @@ impl Pool {
         I: IntoIterator<Item = Args>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, Args, R>(&self.shared, inputs.into_iter(), true)
             .into_iter()
             .collect()
@@ -281,6 +288,7 @@ impl Pool {
         I: IntoIterator<Item = Args>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::run::<F, Args, R>(&self.shared, inputs.into_iter(), false)
     }
 
@@ -304,6 +312,7 @@ impl Pool {
         R: Wire,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         let mut results = call::run::<F, Args, R>(&self.shared, std::iter::once(args), true);
         results
             .pop()
@@ -333,6 +342,7 @@ impl Pool {
         R: Wire,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         let inner = call::submit_all::<F, Args, R>(&self.shared, std::iter::once(args))?;
         Ok(AsyncResult { inner })
     }
@@ -376,6 +386,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::submit_all::<F, (A,), R>(&self.shared, inputs.into_iter().map(|a| (a,)))
     }
 
@@ -402,6 +413,7 @@ impl Pool {
         I: IntoIterator<Item = Args>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         call::submit_all::<F, Args, R>(&self.shared, inputs.into_iter())
     }
 
@@ -437,6 +449,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         Imap::new::<F>(&self.shared, inputs.into_iter(), true)
     }
 
@@ -463,6 +476,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let _ = f;
+        let () = ByName::<F>::OK;
         ImapUnordered(Imap::new::<F>(&self.shared, inputs.into_iter(), false))
     }
 
@@ -537,6 +551,8 @@ pub struct PoolBuilder {
     task_timeout: Option<Duration>,
     max_tasks_per_worker: Option<usize>,
     chunk_size: Option<usize>,
+    /// The initializer, or, when its arguments did not encode, its name and why.
+    initializer: Option<Result<Initializer, (&'static str, String)>>,
 }
 
 impl PoolBuilder {
@@ -583,12 +599,92 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs `f` with `args` (a tuple of its arguments) once in each worker, after it is forked
+    /// and before its first task, as Python's `Pool(initializer=, initargs=)`: to open a
+    /// connection, load a model or seed a generator, kept in a `static` that the tasks read.
+    /// It returns `()`, or `Result<(), E>` ([`InitResult`]); like a task, it is a function by
+    /// name ([`TaskFn`]), typically a `#[lambda_parallel]` fn, and `args` crosses to each worker
+    /// in its codec. A pool of no workers runs it once, in [`build`](PoolBuilder::build).
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    ///
+    /// use lambda_parallel::{lambda_parallel, Pool};
+    ///
+    /// static GREETING: OnceLock<String> = OnceLock::new();
+    ///
+    /// #[lambda_parallel]
+    /// fn set_greeting(greeting: String) -> Result<(), String> {
+    ///     GREETING.set(greeting).map_err(|_| "set twice".to_owned())
+    /// }
+    ///
+    /// #[lambda_parallel]
+    /// fn greet(name: String) -> String {
+    ///     format!("{}, {name}", GREETING.get().map_or("?", String::as_str))
+    /// }
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = Pool::builder()
+    ///     .workers(2)
+    ///     .initializer(set_greeting, ("Hello".to_owned(),))
+    ///     .build()?;
+    /// assert_eq!(pool.map(greet, ["Ada".to_owned()])?, ["Hello, Ada"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # When it fails
+    ///
+    /// An initializer fails when it returns `Err`, panics, crashes, or runs past the
+    /// [`task_timeout`](PoolBuilder::task_timeout) (which applies to it as to a task). Its
+    /// worker then ends, having run none of its tasks: each of the tasks it had been given
+    /// fails with [`Kind::Initializer`](crate::Kind::Initializer), and a message that names the
+    /// initializer and says how it failed. That worker is not replaced, so that an initializer
+    /// that always fails costs one fork per worker, never a fork per task: the pool goes on
+    /// with the workers whose initializer succeeded, and once none is left, every task fails
+    /// with the last initializer's error, at once. [`Pool::pids`] lists the workers left, while
+    /// [`Pool::workers`] still says how many were asked for. (A worker that crashes later, in a
+    /// task, is replaced as always, and its replacement runs the initializer again.)
+    ///
+    /// The pool's [deadline](Pool::set_deadline) is no failure of the initializer: it spares a
+    /// worker that is running its initializer and holds no task yet, so that a slow initializer
+    /// is not started over at every deadline, and kills one that holds tasks, as it would kill
+    /// them running, so that their callers do not wait past it; that worker is replaced.
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "the arguments by value, as `Pool::apply` takes a task's: the same call shape"
+    )]
+    pub fn initializer<F, Args, R>(mut self, f: F, args: Args) -> Self
+    where
+        F: TaskFn<Args, R>,
+        Args: Wire,
+        R: InitResult,
+    {
+        let _ = f;
+        let () = ByName::<F>::OK;
+        let name = func::name::<F>();
+        let entry = worker::init_entry::<F, Args, R>();
+        let mut encoded = Vec::new();
+        self.initializer = Some(
+            match batch::append_args(entry.codec(), &args, &mut encoded) {
+                Ok(()) => Ok(Initializer {
+                    name,
+                    entry,
+                    args: encoded,
+                }),
+                Err(err) => Err((name, err.to_string())),
+            },
+        );
+        self
+    }
+
     /// Forks the workers.
     ///
     /// # Errors
     ///
     /// Fails with [`Error::is_spawn`] when a worker cannot be forked (`EAGAIN`) or its pipes
-    /// cannot be made (`EMFILE`).
+    /// cannot be made (`EMFILE`), and with [`Error::is_codec`] when the
+    /// [`initializer`](PoolBuilder::initializer)'s arguments could not be encoded.
     pub fn build(self) -> Result<Pool, Error> {
         let workers = match self.workers {
             Some(workers) => workers,
@@ -599,6 +695,11 @@ impl PoolBuilder {
             task_timeout: self.task_timeout,
             max_tasks_per_worker: self.max_tasks_per_worker,
             chunk_size: self.chunk_size,
+            initializer: match self.initializer {
+                Some(Err((name, err))) => return Err(Error::new(name, ErrorKind::EncodeArgs(err))),
+                Some(Ok(initializer)) => Some(initializer),
+                None => None,
+            },
         };
         let shared =
             Shared::new(settings).map_err(|err| Error::new("pool", ErrorKind::Spawn(err)))?;

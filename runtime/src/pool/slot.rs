@@ -6,8 +6,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::jobs::{Batch, Jobs, Outcome};
-use crate::error::ErrorKind;
+use super::jobs::{Batch, JobId, Jobs, Outcome};
+use crate::codec::Codec;
+use crate::error::{Error, ErrorKind};
 use crate::proc::child::Child;
 use crate::proc::launch::{self, Direct};
 use crate::sys;
@@ -16,7 +17,30 @@ use crate::transport::outbox::Outbox;
 use crate::transport::ring::RingReader;
 use crate::wire::frame::{Fill, Payload};
 use crate::wire::outcome::{self, Status};
-use crate::worker::{self, Lifeline};
+use crate::worker::{self, Entry, Lifeline};
+
+/// A pool's initializer, as each new worker is sent it: its first batch, of one task.
+#[derive(Clone, Debug)]
+pub(crate) struct Initializer {
+    pub(crate) name: &'static str,
+    pub(crate) entry: Entry,
+    /// Its arguments, as `wire::batch::append_args` wrote them.
+    pub(crate) args: Vec<u8>,
+}
+
+/// The job of an initializer's batch, which no call has: its outcome is the slot's.
+const INIT_JOB: JobId = JobId::MAX;
+
+/// Where a worker's initializer stands.
+#[derive(Debug)]
+enum Init {
+    /// It succeeded, or the pool has none.
+    Done,
+    /// It runs, or waits to, as the worker's first batch; the initializer's name.
+    Running(&'static str),
+    /// It failed: how, in a clause that names it.
+    Failed(String),
+}
 
 /// One live worker process and what it is doing.
 #[derive(Debug)]
@@ -38,12 +62,13 @@ pub(super) struct Slot {
     pub(super) started: Instant,
     /// Tasks given to this worker over its life, for recycling.
     pub(super) assigned: usize,
+    init: Init,
 }
 
 impl Slot {
     /// Starts a pool worker. A worker forked here closes at once every other worker's
     /// descriptors (`proc::launch`).
-    pub(super) fn spawn() -> io::Result<Slot> {
+    pub(super) fn spawn(init: Option<&Initializer>) -> io::Result<Slot> {
         // Without shared memory (a kernel without `memfd`, say), outcomes take the pipe.
         let (ring, ring_fd) = RingReader::create().ok().unzip();
         let body = |direct: Direct| {
@@ -58,7 +83,7 @@ impl Slot {
         let launched = unsafe { launch::launch(ring_fd, body) }?;
         sys::set_nonblocking(launched.requests.as_fd())?;
         sys::set_nonblocking(launched.results.as_fd())?;
-        Ok(Slot {
+        let mut slot = Slot {
             child: launched.child,
             requests: launched.requests,
             _request_guard: launched.request_guard,
@@ -68,7 +93,56 @@ impl Slot {
             done: 0,
             started: Instant::now(),
             assigned: 0,
-        })
+            init: Init::Done,
+        };
+        if let Some(init) = init {
+            // Before any task, and not counted among them (`assigned`).
+            slot.batches.push_back(Batch {
+                job: INIT_JOB,
+                first: 0,
+                count: 1,
+                entry: init.entry,
+                args: init.args.clone(),
+            });
+            slot.out.push();
+            slot.init = Init::Running(init.name);
+        }
+        Ok(slot)
+    }
+
+    /// Whether the worker runs its initializer, or waits to, and holds no task yet.
+    pub(super) fn only_initializing(&self) -> bool {
+        matches!(self.init, Init::Running(_)) && self.batches.len() == 1
+    }
+
+    /// Whether the worker's initializer has said that it failed.
+    pub(super) fn init_failed(&self) -> bool {
+        matches!(self.init, Init::Failed(_))
+    }
+
+    /// For a worker being taken out of the pool, whose running task (if any) fails with
+    /// `kind`: `Err` with how its initializer failed, if it did (it said so, or the worker
+    /// ended, timed out or sent a bad frame while it ran; not the pool's deadline, which is no
+    /// fault of the initializer), else `Ok(kind)`.
+    pub(super) fn settle_init(&mut self, kind: ErrorKind) -> Result<ErrorKind, String> {
+        match std::mem::replace(&mut self.init, Init::Done) {
+            Init::Failed(why) => Err(why),
+            Init::Running(name) if !matches!(kind, ErrorKind::Deadline) => {
+                Err(Error::new(name, kind).to_string())
+            }
+            Init::Running(_) | Init::Done => Ok(kind),
+        }
+    }
+
+    /// Fails every task the worker holds with `kind()`, none of which it started: its
+    /// initializer failed.
+    pub(super) fn fail_all(&mut self, jobs: &mut Jobs, kind: impl Fn() -> ErrorKind) {
+        for batch in self.batches.drain(..) {
+            for index in batch.indices() {
+                jobs.deliver(batch.job, index, Outcome::failed(kind()));
+            }
+        }
+        self.done = 0;
     }
 
     /// What an epoll set watches for reading: the result pipe and the pidfd.
@@ -193,6 +267,11 @@ impl Slot {
         let Some(batch) = self.batches.front() else {
             return Err("an outcome arrived for no task".into());
         };
+        if batch.job == INIT_JOB {
+            self.init_outcome(status, &payload);
+            self.batches.pop_front();
+            return Ok(());
+        }
         let (first, count) = (batch.first, batch.count);
         // One lookup for the outcomes of this batch that are here, not one each.
         let mut job = jobs.get_mut(batch.job);
@@ -212,11 +291,27 @@ impl Slot {
         Ok(())
     }
 
+    /// Records the outcome of the worker's initializer.
+    fn init_outcome(&mut self, status: Status, payload: &[u8]) {
+        if let Init::Running(name) = self.init {
+            self.init = init_failure(name, status, payload).map_or(Init::Done, Init::Failed);
+        }
+    }
+
     /// Writes what the pipe takes of the worker's pending requests, without blocking.
     pub(super) fn write(&mut self) {
         if self.out.write(self.requests.as_fd(), &self.batches) {
             self.channel.post();
         }
+    }
+}
+
+/// How the initializer `name` failed, by its outcome frame; `None` if it succeeded.
+pub(super) fn init_failure(name: &'static str, status: Status, payload: &[u8]) -> Option<String> {
+    match outcome::decode::<Option<String>>(Codec::DEFAULT, status, payload) {
+        Ok(None) => None,
+        Ok(Some(err)) => Some(format!("worker `{name}` returned an error: {err}")),
+        Err(kind) => Some(Error::new(name, kind).to_string()),
     }
 }
 
@@ -245,7 +340,7 @@ mod tests {
 
     #[test]
     fn a_dead_workers_request_pipe_still_takes_writes() {
-        let mut worker = Slot::spawn().unwrap();
+        let mut worker = Slot::spawn(None).unwrap();
         worker.child.kill().unwrap();
         worker.child.reap().unwrap();
         // The worker's read end is gone with it. Without the one we keep, this write would

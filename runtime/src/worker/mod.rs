@@ -15,7 +15,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 pub(crate) use self::panic::install_panic_hook;
-pub(crate) use self::task::{address, entry, run_one, Entry, RunBatch};
+pub(crate) use self::task::{address, entry, init_entry, run_one, Entry, RunBatch};
 use crate::func::TaskFn;
 use crate::func::Wire;
 use crate::sys::{self, Pid};
@@ -123,13 +123,14 @@ pub(crate) fn serve(
                         return EXIT_PROTOCOL;
                     };
                     // SAFETY: the caller sends only addresses that `task::address` took of an
-                    // `Entry` that `task::entry` returned, in the process image that this one is
-                    // a fork of, over a pipe only the two of them hold; so this is the address
-                    // of a `RunBatch` function, here as there.
+                    // `Entry` that `task::entry` or `task::init_entry` returned, in the process
+                    // image that this one is a fork of, over a pipe only the two of them hold;
+                    // so this is the address of a `RunBatch` function, here as there.
                     let run = unsafe { std::mem::transmute::<usize, RunBatch>(entry) };
                     if run(tag.codec(), tasks, &mut out).is_err() || matches!(tag, Request::Once(_))
                     {
-                        // Done, or the caller closed its end: the pool is gone.
+                        // Done, or the caller closed its end (the pool is gone), or the
+                        // initializer failed.
                         return 0;
                     }
                     reader.consume();

@@ -4,7 +4,7 @@
 
 use super::panic;
 use crate::codec::Codec;
-use crate::func::{self, TaskFn, Wire};
+use crate::func::{self, InitResult, TaskFn, Wire};
 use crate::transport::channel::Sink;
 use crate::wire::{batch, outcome};
 
@@ -36,10 +36,56 @@ impl Entry {
 
 /// The [`Entry`] for `F`, to be sent (as an address) to workers forked from this process image.
 pub(crate) fn entry<F: TaskFn<Args, R>, Args: Wire, R: Wire>() -> Entry {
-    const { func::assert_no_data::<F>() };
+    let () = func::ByName::<F>::OK;
     Entry {
         run: run_batch::<F, Args, R>,
         codec: func::codec::<F, Args, R>(),
+    }
+}
+
+/// The [`Entry`] of a pool's initializer `F`, which a worker runs as its first batch (of one
+/// task). Its outcome is a value of `Option<String>` in the default codec, `None` when the
+/// initializer succeeded and otherwise why it failed, or a panic; a worker whose initializer
+/// failed then ends, so that it runs no task without it.
+pub(crate) fn init_entry<F: TaskFn<Args, R>, Args: Wire, R: InitResult>() -> Entry {
+    let () = func::ByName::<F>::OK;
+    Entry {
+        run: run_init::<F, Args, R>,
+        codec: func::codec::<F, Args, R>(),
+    }
+}
+
+/// Runs an initializer's batch (see [`init_entry`]); fails, after sending its outcome, when
+/// the initializer did, so that the worker's serve loop ends.
+fn run_init<F: TaskFn<Args, R>, Args: Wire, R: InitResult>(
+    _: Codec,
+    batch: &[u8],
+    out: &mut dyn Sink,
+) -> std::io::Result<()> {
+    let f = F::conjure();
+    let mut buf = out.buffer();
+    buf.clear();
+    let mut succeeded = false;
+    let ours = func::codec::<F, Args, R>();
+    match batch::split_args(batch).map(|(args, _)| ours.decode::<Args>(args)) {
+        Some(Ok(args)) => run_one(
+            Codec::DEFAULT,
+            || {
+                let failure = f.call(args).failure();
+                succeeded = failure.is_none();
+                failure
+            },
+            &mut buf,
+        ),
+        Some(Err(err)) => outcome::append_decode_failed(&err.to_string(), &mut buf),
+        None => outcome::append_decode_failed("a bad request frame: no arguments", &mut buf),
+    }
+    out.outcome(&buf)?;
+    out.keep(buf);
+    if succeeded {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("the initializer failed"))
     }
 }
 
