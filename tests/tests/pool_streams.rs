@@ -1,4 +1,5 @@
-//! Awaited pool calls never strand a queued task, nor miss a deadline set while they wait: a batch queued when every worker is idle and
+//! Awaited pool calls never strand a queued task, nor miss a deadline set while they wait, and
+//! any number of them wait at once (the last ones below): a batch queued when every worker is idle and
 //! nobody sleeps in `poll` (by the stream's own feed, or put back after a worker died or was
 //! retired) still goes out, with no worker's news to prompt it.
 //!
@@ -160,4 +161,72 @@ fn a_deadline_set_while_a_call_is_awaited_applies_at_once() {
         "{err} (took {took:?})"
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// A runtime with two worker threads, where awaited calls poll from several threads at once.
+fn threaded_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the runtime starts")
+}
+
+#[test]
+fn six_hundred_calls_await_one_pool_at_once() {
+    // Linux lets an epoll set hold only about 500 registrations of nested epoll sets that lead
+    // to one descriptor: the calls share the pool's one registration with the runtime.
+    for runtime in [runtime(), threaded_runtime()] {
+        let pool = Pool::new(2).unwrap();
+        let outcomes = within(&runtime, "600 awaited calls", async {
+            let calls: Vec<_> = (0..600_u64)
+                .map(|n| {
+                    let pool = pool.clone();
+                    tokio::spawn(async move { pool.apply_async(nap, (n % 3,))?.await })
+                })
+                .collect();
+            let mut outcomes = Vec::new();
+            for call in calls {
+                outcomes.push(call.await.unwrap());
+            }
+            outcomes
+        });
+        for (n, outcome) in (0..600_u64).zip(outcomes) {
+            assert_eq!(outcome.map_err(|err| format!("call {n}: {err}")), Ok(n % 3));
+        }
+    }
+}
+
+#[test]
+fn calls_dropped_while_they_wait_leave_the_others_awake() {
+    // The reactor wakes only the call that polled the pool's registration last; when that
+    // call is dropped, another must take its place, or the rest sleep for good.
+    let runtime = threaded_runtime();
+    let pool = Pool::new(2).unwrap();
+    let kept = within(&runtime, "the calls not dropped", async {
+        let calls: Vec<_> = (0..40_u64)
+            .map(|n| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.apply_async(nap, (20 + n % 2,))?.await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut kept = Vec::new();
+        for (n, call) in calls.into_iter().enumerate() {
+            if n % 2 == 1 {
+                call.abort();
+            } else {
+                kept.push(call);
+            }
+        }
+        let mut outcomes = Vec::new();
+        for call in kept {
+            outcomes.push(call.await.unwrap());
+        }
+        outcomes
+    });
+    assert_eq!(kept.len(), 20);
+    assert!(kept
+        .into_iter()
+        .all(|outcome| outcome.is_ok_and(|ms| ms == 20)));
 }

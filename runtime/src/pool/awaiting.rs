@@ -13,6 +13,8 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -26,13 +28,78 @@ use crate::error::{copy_io_error, Error, ErrorKind};
 use crate::func::Wire;
 use crate::proc::held::Kept;
 
+/// The pool's registration with one runtime's reactor: a duplicate of the engine's epoll set,
+/// shared by every awaited call of the pool on that runtime. One a call would not do: Linux
+/// lets an epoll set (the reactor's) hold only about 500 registrations of nested epoll sets
+/// that lead to one descriptor, and the 501st call's would fail with `EINVAL`.
+///
+/// The pool keeps it only while some call holds it, so that a runtime that ends takes its
+/// registration with it. A readiness wakes only the call that polled it last; that call steps, and the step wakes
+/// every other call that waits (as any step with news does). A call that stops waiting, done
+/// or dropped, wakes the others, so that one of them polls the registration again.
+pub(crate) struct Registration {
+    runtime: tokio::runtime::Id,
+    /// The call that polled the readiness last, which the reactor wakes ([`Waiting::id`]);
+    /// locked around each poll, so that it names the call whose waker the reactor holds.
+    listener: std::sync::Mutex<u64>,
+    /// Keeps the duplicate out of every worker (before `watch`: it must go first).
+    _kept: Kept,
+    watch: AsyncFd<OwnedFd>,
+}
+
+impl Registration {
+    fn listener(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The registration of `shared`'s epoll set with the current runtime's reactor, made on first
+/// use; `driver` has the engine, for its epoll set.
+fn registration(
+    shared: &Shared,
+    driver: &mut super::engine::Driver<'_>,
+) -> io::Result<Arc<Registration>> {
+    let runtime = tokio::runtime::Handle::current().id();
+    let mut registrations = shared.registrations();
+    registrations.retain(|known| known.strong_count() > 0);
+    let known = registrations.iter().filter_map(std::sync::Weak::upgrade);
+    if let Some(known) = known.into_iter().find(|known| known.runtime == runtime) {
+        return Ok(known);
+    }
+    let fd = driver.watch()?;
+    let kept = Kept::new(&[fd.as_raw_fd()]);
+    // SAFETY: the registration owns the descriptor (its own duplicate of the epoll set's), so
+    // it stays open until the registration is dropped.
+    let watch = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+    let registration = Arc::new(Registration {
+        runtime,
+        listener: std::sync::Mutex::new(0),
+        _kept: kept,
+        watch,
+    });
+    registrations.push(Arc::downgrade(&registration));
+    Ok(registration)
+}
+
 /// How one awaited call waits for the pool.
 #[derive(Default)]
 pub(crate) struct Waiting {
-    /// Keeps the duplicate out of every worker (before `watch`: it must go first).
-    kept: Option<Kept>,
-    /// A duplicate of the engine's epoll set, registered with the reactor.
-    watch: Option<AsyncFd<OwnedFd>>,
+    /// The pool, once this call has waited on it: to wake the other calls when it stops.
+    shared: Option<Arc<Shared>>,
+    /// Names this call to the registration (never 0).
+    id: u64,
+    /// The pool's registration with this runtime's reactor.
+    watch: Option<Arc<Registration>>,
     /// Wakes the call when a task's timeout or the pool's deadline falls.
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
     /// This call drove the last step, which ended with the queue's push count given: look at
@@ -48,6 +115,12 @@ impl fmt::Debug for Waiting {
     }
 }
 
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl Waiting {
     /// One turn of an awaited call that saw `epoch` when it last took its outcomes: `Ready`
     /// when it should look at them again, `Pending` when its waker is registered with the
@@ -55,9 +128,14 @@ impl Waiting {
     pub(crate) fn poll_turn(
         &mut self,
         cx: &mut Context<'_>,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         epoch: u64,
     ) -> Poll<io::Result<()>> {
+        if self.shared.is_none() {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            self.shared = Some(Arc::clone(shared));
+            self.id = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
         let looked = match self.drove.take() {
             // Batches queued since (by this call's own feed, say) go out with no step but one
             // this call drives: no worker has news of them.
@@ -65,27 +143,45 @@ impl Waiting {
             None => false,
         };
         if !looked {
-            if let Some(mut driver) = shared.try_drive() {
-                let stepped = driver.step_now();
-                if self.watch.is_none() {
-                    let fd = driver.watch()?;
-                    self.kept = Some(Kept::new(&[fd.as_raw_fd()]));
-                    // SAFETY: the registration owns the descriptor (its own duplicate of the
-                    // epoll set's), so it stays open until the registration is dropped.
-                    let watch = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
-                    self.watch = Some(watch?);
-                }
-                drop(driver);
-                self.drove = (!stepped.again).then_some(stepped.pushes);
-                self.set_timer(stepped.expiry);
-                return Poll::Ready(Ok(()));
+            if let Some(driver) = shared.try_drive() {
+                return self.step(shared, driver);
             }
         }
-        if let Some(watch) = &self.watch {
-            if let Poll::Ready(guard) = watch.poll_read_ready(cx) {
-                // Cleared before the step that reads: news after this wakes the reactor again.
-                guard?.clear_ready();
-                return Poll::Ready(Ok(()));
+        if let Some(registration) = &self.watch {
+            let polled = {
+                let mut listener = registration.listener();
+                *listener = self.id;
+                registration.watch.poll_read_ready(cx)
+            };
+            match polled {
+                Poll::Ready(Ok(mut guard)) => {
+                    if let Some(driver) = shared.try_drive() {
+                        // Cleared before the step that reads: news after this wakes the
+                        // reactor again.
+                        guard.clear_ready();
+                        return self.step(shared, driver);
+                    }
+                    // Another caller steps, and may have looked before this news came: the
+                    // readiness stays set, and that driver wakes every awaited call when it
+                    // lets go, so that one steps for it.
+                    drop(guard);
+                    let mut state = shared.state();
+                    state.unread = true;
+                    return if state.park_waker(epoch, cx.waker()) {
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(Ok(()))
+                    };
+                }
+                Poll::Ready(Err(_)) => {
+                    // Its runtime is gone (a runtime's id is another's once it ends, and a call
+                    // may hold the registration a while): the next turn steps, and registers
+                    // with this call's runtime, or fails with why it cannot.
+                    shared.forget_registration(registration);
+                    self.watch = None;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending => {}
             }
         }
         if let Some((_, timer)) = &mut self.timer {
@@ -99,6 +195,33 @@ impl Waiting {
         } else {
             // A step ended since the outcomes were taken: they may have come.
             Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Steps with `driver` (without sleeping), registering the pool with this runtime's reactor
+    /// the first time; always `Ready`, for the caller to take its outcomes.
+    fn step(
+        &mut self,
+        shared: &Shared,
+        mut driver: super::engine::Driver<'_>,
+    ) -> Poll<io::Result<()>> {
+        let stepped = driver.step_now();
+        if self.watch.is_none() {
+            self.watch = Some(registration(shared, &mut driver)?);
+        }
+        drop(driver);
+        self.drove = (!stepped.again).then_some(stepped.pushes);
+        self.set_timer(stepped.expiry);
+        Poll::Ready(Ok(()))
+    }
+
+    /// The call stops waiting (it is done, or dropped): if it was the one the reactor would
+    /// have woken, the other calls wake, and one of them polls the registration in its place.
+    pub(crate) fn stop(&mut self) {
+        if let (Some(shared), Some(registration)) = (self.shared.take(), self.watch.take()) {
+            if *registration.listener() == self.id {
+                shared.wake_awaited();
+            }
         }
     }
 
@@ -164,6 +287,7 @@ impl<R: Wire> Future for EachFuture<R> {
             let (done, epoch) = this.result.take(&mut this.arrived);
             this.result.decode(&mut this.arrived);
             if done {
+                this.waiting.stop();
                 return Poll::Ready(this.result.finish());
             }
             match this.waiting.poll_turn(cx, &this.result.shared, epoch) {

@@ -70,6 +70,10 @@ pub(crate) struct Shared {
     engine: Mutex<Engine>,
     /// Where blocking waiters that do not drive sleep until a step ends.
     stepped: Condvar,
+    /// The epoll set's registrations with tokio's reactors, one a runtime, for as long as an
+    /// awaited call holds each.
+    #[cfg(feature = "tokio")]
+    registrations: Mutex<Vec<std::sync::Weak<super::awaiting::Registration>>>,
     /// Keeps the bell out of every worker (before `bell`: it must go first).
     _bell_kept: Kept,
     /// The bell's read end, which a sleeping driver polls, and its write end.
@@ -78,6 +82,10 @@ pub(crate) struct Shared {
 
 /// The books, behind the short lock.
 #[derive(Debug)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "four independent flags, each set and cleared by its own event"
+)]
 pub(crate) struct State {
     /// Every call's tasks and outcomes, and the queue of batches not yet handed out.
     pub(crate) jobs: Jobs,
@@ -97,6 +105,10 @@ pub(crate) struct State {
     wakers: Vec<Waker>,
     /// A driver sleeps in `poll`, listening for the bell.
     listening: bool,
+    /// An awaited call heard from the reactor that a worker has news, but found the engine
+    /// taken: the driver that lets go next wakes every awaited call, so that one steps for it
+    /// (the step that held the engine may have looked before the news came).
+    pub(crate) unread: bool,
     /// Jobs whose running tasks the next step kills.
     doomed: Vec<JobId>,
 }
@@ -177,6 +189,7 @@ impl Shared {
                 parked: 0,
                 wakers: Vec::new(),
                 listening: false,
+                unread: false,
                 doomed: Vec::new(),
             }),
             engine: Mutex::new(Engine {
@@ -191,6 +204,8 @@ impl Shared {
                 init_failed: None,
             }),
             stepped: Condvar::new(),
+            #[cfg(feature = "tokio")]
+            registrations: Mutex::new(Vec::new()),
             _bell_kept: Kept::new(&[bell.0.as_raw_fd(), bell.1.as_raw_fd()]),
             bell,
         };
@@ -242,13 +257,36 @@ impl Shared {
         let mut state = self.state();
         state.deadline = deadline;
         self.nudge(&state);
+        drop(state);
         // An awaited call sleeps until its timer, set for the deadline it last saw: each looks
         // again, and sets it anew.
-        let wakers = std::mem::take(&mut state.wakers);
-        drop(state);
+        self.wake_awaited();
+    }
+
+    /// Wakes every awaited call that waits.
+    pub(crate) fn wake_awaited(&self) {
+        let wakers = std::mem::take(&mut self.state().wakers);
         for waker in wakers {
             waker.wake();
         }
+    }
+
+    /// The registrations of the epoll set with tokio's reactors; see
+    /// [`Registration`](super::awaiting::Registration).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn registrations(
+        &self,
+    ) -> MutexGuard<'_, Vec<std::sync::Weak<super::awaiting::Registration>>> {
+        self.registrations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets a registration whose runtime is gone.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn forget_registration(&self, gone: &super::awaiting::Registration) {
+        self.registrations()
+            .retain(|known| !std::ptr::eq(known.as_ptr(), gone));
     }
 
     pub(crate) fn close(&self) {
@@ -562,10 +600,11 @@ impl Drop for Driver<'_> {
             .pushes
             .is_some_and(|pushes| pushes != state.jobs.pushes())
             || !state.doomed.is_empty()
+            || std::mem::take(&mut state.unread)
         {
-            // Work came while this driver held the engine, after it looked: its caller may not
-            // drive again, so every awaited call wakes, and the first to find the engine free
-            // hands the work out.
+            // Work or news came while this driver held the engine, after it looked: its caller
+            // may not drive again, so every awaited call wakes, and the first to find the
+            // engine free steps.
             self.wake_all = true;
         }
         let wakers = if self.wake_all {

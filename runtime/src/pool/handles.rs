@@ -445,7 +445,10 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
         loop {
             let epoch = match self.try_next(ordered) {
                 Ok(next) => return std::task::Poll::Ready(Some(next)),
-                Err((true, _)) => return std::task::Poll::Ready(None),
+                Err((true, _)) => {
+                    self.waiting.stop();
+                    return std::task::Poll::Ready(None);
+                }
                 Err((false, epoch)) => epoch,
             };
             match self.waiting.poll_turn(cx, &self.shared, epoch) {

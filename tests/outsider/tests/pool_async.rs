@@ -336,9 +336,6 @@ async fn awaited_one_off_workers() {
 }
 
 #[tokio::test]
-#[ignore = "runtime bug: past 500 awaited calls at once on one pool, every further call fails \
-            with Kind::Io EINVAL (`failed to wait for task 0`): each call registers its own \
-            copy of the pool's epoll set, and Linux caps nested epoll wake-up paths at 500"]
 async fn more_than_500_awaited_calls_at_once_on_one_pool() {
     // As a handler awaits one call per record of a large Kinesis batch; the tasks take a few
     // ms, so that all the calls wait at once.
