@@ -86,7 +86,8 @@
 //! So can a pool call: [`Pool::map_async`], [`Pool::starmap_async`] and [`Pool::apply_async`]
 //! return owned handles ([`MapResult`], [`AsyncResult`]) that are `IntoFuture`, `Send` and
 //! `'static`, so they can be `tokio::spawn`ed; `MapResult::each` awaits every outcome, and
-//! [`Imap`] and [`ImapUnordered`] are also `futures_core::Stream`s. An awaited call drives the
+//! [`Imap`] and [`ImapUnordered`] become `futures_core::Stream`s with `into_stream()`
+//! ([`ImapStream`], [`ImapUnorderedStream`]). An awaited call drives the
 //! pool a step at a time without sleeping, and between steps waits on the reactor, which watches
 //! the workers through one epoll set, so any number of calls can be awaited on one runtime
 //! thread, together with calls from other threads. Dropping the future cancels the call: its
@@ -220,7 +221,7 @@ pub use crate::func::{InitResult, TaskFn, Wire};
 #[cfg(feature = "tokio")]
 pub use crate::join_set::JoinSet;
 #[cfg(feature = "tokio")]
-pub use crate::pool::{ApplyFuture, EachFuture, MapFuture};
+pub use crate::pool::{ApplyFuture, EachFuture, ImapStream, ImapUnorderedStream, MapFuture};
 pub use crate::pool::{AsyncResult, Imap, ImapUnordered, MapResult, Pool, PoolBuilder};
 pub use crate::server::init;
 pub use crate::spawn::JoinHandle;

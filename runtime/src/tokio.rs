@@ -81,13 +81,14 @@ unsafe fn watch<'a>(
 ///
 /// # Dropping and timeouts
 ///
-/// Dropping the future kills the worker and reaps it, as dropping the handle does. So
+/// Dropping the future kills the worker, as dropping the handle does. So
 /// `tokio::time::timeout(limit, handle)` is the async [`JoinHandle::join_timeout`]: when the time
-/// is up, the worker is killed. Only that reaping blocks the dropping thread, until the kernel
-/// has torn the killed process down (and, with the fork server, the server has reported it):
-/// the kernel's work, not the worker's, so it is short. A future that completed has reaped its
-/// worker already, having waited on the reactor for that too; or, for a worker of the fork
-/// server whose outcome arrived, left it to the server to reap, as [`JoinHandle::join`] does.
+/// is up, the worker is killed. The drop does not wait for the kernel to tear the killed
+/// process down: on a runtime, it is reaped on one of tokio's blocking threads (or, for a
+/// worker of the fork server, by the server), so for a few milliseconds after the drop it may
+/// still show in `/proc`. A future that completed has reaped its worker already, having waited
+/// on the reactor for that too; or, for a worker of the fork server whose outcome arrived, left
+/// it to the server to reap, as [`JoinHandle::join`] does.
 ///
 /// # Panics
 ///

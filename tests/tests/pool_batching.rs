@@ -84,8 +84,11 @@ fn imap_of_tiny_tasks_grows_its_batches_within_a_bounded_window() {
         .map(<[u32]>::len)
         .max()
         .unwrap_or(0);
+    // How far they grow follows the machine's speed (a debug build on a loaded machine gets to
+    // a few dozen tasks; a release build to the 1,024 cap); one task a batch makes runs of a
+    // handful at most (6 seen).
     assert!(
-        longest >= 64,
+        longest >= 16,
         "the longest run on one worker is {longest} tasks"
     );
     let ahead = pulled.get() as usize - taken;

@@ -60,7 +60,7 @@ fn a_stream_hands_out_what_it_feeds_while_every_worker_is_idle() {
         for round in 0..100 {
             let what = format!("imap round {round} on {workers} workers");
             let total = within(&runtime, &what, async {
-                let mut squares = pool.imap(square, 1..=100);
+                let mut squares = pool.imap(square, 1..=100).into_stream();
                 let mut total = 0;
                 while let Some(square) = next(&mut squares).await {
                     total += square.unwrap();
@@ -79,7 +79,7 @@ fn an_unordered_stream_hands_out_what_it_feeds() {
     for round in 0..100 {
         let what = format!("imap_unordered round {round}");
         let mut seen = within(&runtime, &what, async {
-            let mut squares = pool.imap_unordered(square, 0..50);
+            let mut squares = pool.imap_unordered(square, 0..50).into_stream();
             let mut seen = Vec::new();
             while let Some((index, square)) = next(&mut squares).await {
                 assert_eq!(square.unwrap(), (index * index) as u64);

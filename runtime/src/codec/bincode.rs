@@ -59,16 +59,24 @@ fn encode_message(err: EncodeError) -> String {
     }
 }
 
+/// The likeliest cause of a payload that ends early, or of a variant that does not exist.
+const SKIPPED_FIELD: &str = "with bincode, a field that `skip_serializing_if` (or `skip`) left \
+     out shifts everything after it; use the default codec (MessagePack) for such a type";
+
 fn decode_message(err: DecodeError) -> String {
     match err {
-        DecodeError::UnexpectedEnd { additional } => {
-            format!("the payload ends in the middle of a value ({additional} more bytes needed)")
-        }
+        // Both are also what a field skipped on one side (`skip_serializing_if`) looks like to
+        // bincode, whose values say neither their length nor their names.
+        DecodeError::UnexpectedEnd { additional } => format!(
+            "the payload ends in the middle of a value ({additional} more bytes needed); \
+             {SKIPPED_FIELD}"
+        ),
         DecodeError::UnexpectedVariant {
             type_name, found, ..
-        } => {
-            format!("the payload holds variant {found} of `{type_name}`, which has no such variant")
-        }
+        } => format!(
+            "the payload holds variant {found} of `{type_name}`, which has no such variant; \
+             {SKIPPED_FIELD}"
+        ),
         DecodeError::Utf8 { inner } => format!("a string is not valid UTF-8: {inner}"),
         DecodeError::InvalidBooleanValue(byte) => format!("{byte} is not a boolean"),
         DecodeError::Serde(

@@ -70,6 +70,11 @@ use aws_lambda_events::streams::{
 };
 use lambda_runtime::{Context, LambdaEvent};
 
+/// The event types this module takes and returns come from these crates: name them through
+/// here (`lambda_parallel::lambda::aws_lambda_events::sqs::SqsEvent`), or depend on the same
+/// major versions yourself (`aws_lambda_events` 1, `lambda_runtime` 1), so that they match.
+pub use {aws_lambda_events, lambda_runtime};
+
 pub use self::batch::BatchError;
 use self::batch::{Prepared, Settings};
 pub use self::record::{body, bytes, json, DecodeError, HasBody, Record, RecordOutcome};

@@ -390,9 +390,14 @@ impl<R: Wire> IntoFuture for AsyncResult<R> {
     }
 }
 
-/// `pool.imap(f, inputs)` as a stream (the `tokio` feature): the same outcomes as the
-/// iterator, in input order, waited for on the reactor. Inputs are read, and encoded, as the
-/// stream is polled, with at most a few batches per worker in flight.
+/// `pool.imap(f, inputs).into_stream()`: the same outcomes as the iterator, in input order,
+/// waited for on tokio's reactor (the `tokio` feature). Inputs are read, and encoded, as the
+/// stream is polled, with at most a few batches per worker in flight. Dropping it cancels the
+/// tasks not yet started, as dropping the [`Imap`] does.
+///
+/// A stream of its own rather than a second trait on [`Imap`]: with `StreamExt` in scope, a
+/// type that is both an `Iterator` and a `Stream` makes every method they share ambiguous, and
+/// without it `imap.next()` in async code would be the blocking `Iterator::next`.
 ///
 /// ```
 /// use futures_core::Stream;
@@ -407,7 +412,7 @@ impl<R: Wire> IntoFuture for AsyncResult<R> {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 /// let pool = lambda_parallel::Pool::new(2)?;
-/// let mut squares = pool.imap(|x: u64| x * x, 1..=100);
+/// let mut squares = pool.imap(|x: u64| x * x, 1..=100).into_stream();
 /// let total = runtime.block_on(async {
 ///     let mut total = 0;
 ///     while let Some(square) = next(&mut squares).await {
@@ -419,22 +424,70 @@ impl<R: Wire> IntoFuture for AsyncResult<R> {
 /// # Ok(())
 /// # }
 /// ```
-impl<I: Iterator<Item = A> + Unpin, A: Wire, R: Wire> Stream for Imap<I, R> {
+#[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
+pub struct ImapStream<I: Iterator, R>(Imap<I, R>);
+
+/// `pool.imap_unordered(f, inputs).into_stream()`: `(input index, outcome)` in the order tasks
+/// finish, waited for on tokio's reactor (the `tokio` feature). See [`ImapStream`].
+#[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
+pub struct ImapUnorderedStream<I: Iterator, R>(ImapUnordered<I, R>);
+
+impl<I: Iterator, R> Imap<I, R> {
+    /// The same call as a `futures_core::Stream`, which waits on tokio's reactor instead of
+    /// blocking (the `tokio` feature); see [`ImapStream`].
+    pub fn into_stream(self) -> ImapStream<I, R> {
+        ImapStream(self)
+    }
+}
+
+impl<I: Iterator, R> ImapUnordered<I, R> {
+    /// The same call as a `futures_core::Stream`, which waits on tokio's reactor instead of
+    /// blocking (the `tokio` feature); see [`ImapUnorderedStream`].
+    ///
+    /// ```
+    /// use futures_core::Stream;
+    /// use std::pin::Pin;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// let mut doubled = pool.imap_unordered(|x: u32| 2 * x, [1, 2, 3]).into_stream();
+    /// let mut seen = runtime.block_on(async {
+    ///     let mut seen = Vec::new();
+    ///     while let Some((index, outcome)) =
+    ///         std::future::poll_fn(|cx| Pin::new(&mut doubled).poll_next(cx)).await
+    ///     {
+    ///         seen.push((index, outcome?));
+    ///     }
+    ///     Ok::<_, lambda_parallel::Error>(seen)
+    /// })?;
+    /// seen.sort_unstable();
+    /// assert_eq!(seen, [(0, 2), (1, 4), (2, 6)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_stream(self) -> ImapUnorderedStream<I, R> {
+        ImapUnorderedStream(self)
+    }
+}
+
+impl<I: Iterator<Item = A> + Unpin, A: Wire, R: Wire> Stream for ImapStream<I, R> {
     type Item = Result<R, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut()
+            .0
             .poll_outcome(cx, true)
             .map(|next| next.map(|(_, result)| result))
     }
 }
 
-/// `pool.imap_unordered(f, inputs)` as a stream (the `tokio` feature): `(input index,
-/// outcome)` in the order tasks finish. See [`Imap`]'s stream.
-impl<I: Iterator<Item = A> + Unpin, A: Wire, R: Wire> Stream for ImapUnordered<I, R> {
+impl<I: Iterator<Item = A> + Unpin, A: Wire, R: Wire> Stream for ImapUnorderedStream<I, R> {
     type Item = (usize, Result<R, Error>);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().0.poll_outcome(cx, false)
+        self.get_mut().0 .0.poll_outcome(cx, false)
     }
 }

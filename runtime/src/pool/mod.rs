@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "tokio")]
-pub use self::awaiting::{ApplyFuture, EachFuture, MapFuture};
+pub use self::awaiting::{ApplyFuture, EachFuture, ImapStream, ImapUnorderedStream, MapFuture};
 use self::engine::{Settings, Shared};
 pub use self::handles::{AsyncResult, Imap, ImapUnordered, MapResult};
 use self::slot::Initializer;
@@ -439,8 +439,8 @@ impl Pool {
     /// # }
     /// ```
     ///
-    /// With the `tokio` feature, [`Imap`] is also a `futures_core::Stream`, which waits on the
-    /// reactor.
+    /// With the `tokio` feature, [`Imap::into_stream`] makes it a `futures_core::Stream`,
+    /// which waits on the reactor.
     pub fn imap<F, A, R, I>(&self, f: F, inputs: I) -> Imap<I::IntoIter, R>
     where
         F: TaskFn<(A,), R>,

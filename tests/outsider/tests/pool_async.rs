@@ -5,8 +5,7 @@
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
-// `Imap` is an `Iterator` and a `Stream`: with `StreamExt` in scope, every method both have
-// (`next`, `map`, `take`, `collect`) is ambiguous (E0034), so the stream's are named in full.
+// `Imap` is an `Iterator`; `into_stream()` makes it a `Stream`, whose methods `StreamExt` gives.
 use futures_util::StreamExt;
 use lambda_parallel::{lambda_parallel, Kind, Pool};
 use outsider::{item, price_order, sample_order};
@@ -213,9 +212,9 @@ async fn dropping_a_future_cancels_its_queued_tasks() {
 #[tokio::test]
 async fn imap_and_imap_unordered_are_streams() {
     let pool = Pool::new(2).unwrap();
-    let mut squares = pool.imap(|x: u64| x * x, 1..=1000);
+    let mut squares = pool.imap(|x: u64| x * x, 1..=1000).into_stream();
     let mut total = 0;
-    while let Some(square) = within(LIMIT, StreamExt::next(&mut squares)).await {
+    while let Some(square) = within(LIMIT, squares.next()).await {
         total += square.unwrap();
     }
     assert_eq!(total, 333_833_500);
@@ -223,7 +222,9 @@ async fn imap_and_imap_unordered_are_streams() {
     // An endless input, taken from as a stream.
     let first: Vec<u64> = within(
         LIMIT,
-        StreamExt::take(pool.imap(|x: u64| x + 1, 0_u64..), 4)
+        pool.imap(|x: u64| x + 1, 0_u64..)
+            .into_stream()
+            .take(4)
             .map(Result::unwrap)
             .collect::<Vec<_>>(),
     )
@@ -232,11 +233,10 @@ async fn imap_and_imap_unordered_are_streams() {
 
     let mut seen: Vec<(usize, u64)> = within(
         LIMIT,
-        StreamExt::map(
-            pool.imap_unordered(nap, [40, 1, 20, 2]),
-            |(index, outcome)| (index, outcome.unwrap()),
-        )
-        .collect::<Vec<_>>(),
+        pool.imap_unordered(nap, [40, 1, 20, 2])
+            .into_stream()
+            .map(|(index, outcome)| (index, outcome.unwrap()))
+            .collect::<Vec<_>>(),
     )
     .await;
     seen.sort_unstable();
@@ -245,7 +245,9 @@ async fn imap_and_imap_unordered_are_streams() {
     // A failing task is one item of the stream; the rest go on.
     let outcomes: Vec<_> = within(
         LIMIT,
-        StreamExt::collect::<Vec<_>>(pool.imap(|x: u32| 6 / x, [1, 0, 2])),
+        pool.imap(|x: u32| 6 / x, [1, 0, 2])
+            .into_stream()
+            .collect::<Vec<_>>(),
     )
     .await;
     assert_eq!(*outcomes[0].as_ref().unwrap(), 6);
