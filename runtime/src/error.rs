@@ -117,7 +117,7 @@ pub enum Kind {
     /// The task was submitted to a closed pool.
     Closed,
     /// The fork server ([`init`](crate::init)) is gone, or could not be started: no worker can
-    /// be forked.
+    /// be forked, and a task that ran on one of its workers when it died fails so too.
     ServerGone,
     /// A system call failed while the caller waited for the worker: [`Error::io_error`].
     Io,
@@ -223,7 +223,11 @@ impl Error {
     #[must_use]
     pub fn kind(&self) -> Kind {
         match &self.inner.kind {
-            ErrorKind::Spawn(err) | ErrorKind::Io(err) if is_server_gone(err) => Kind::ServerGone,
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) | ErrorKind::ExitLost(err)
+                if is_server_gone(err) =>
+            {
+                Kind::ServerGone
+            }
             ErrorKind::Spawn(_) => Kind::Spawn,
             ErrorKind::Init(_) => Kind::ServerGone,
             // The wait for the worker failed (an exit status lost too), whatever the worker did.
@@ -446,8 +450,8 @@ pub(crate) fn copy_io_error(err: &io::Error) -> io::Error {
     }
 }
 
-/// Whether a failure to spawn is the fork server's absence.
-fn is_server_gone(err: &io::Error) -> bool {
+/// Whether a failure (to spawn, to wait) is the fork server's absence.
+pub(crate) fn is_server_gone(err: &io::Error) -> bool {
     err.get_ref()
         .is_some_and(<dyn std::error::Error + Send + Sync>::is::<ServerGone>)
 }

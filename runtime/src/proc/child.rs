@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{held, oom, orphans};
-use crate::server::protocol;
+use crate::server::{self, protocol};
 use crate::sys::{self, Exit, Pid};
 
 /// A worker process that is killed and reaped when dropped, unless it was reaped already.
@@ -148,7 +148,7 @@ impl Child {
             ));
         }
         let exit = match &mut self.status {
-            Some(status) => protocol::read_exit(status)?,
+            Some(status) => protocol::read_exit(status).inspect_err(server::bury_if_gone)?,
             None => sys::wait(self.pid)?,
         };
         // Read only for a `SIGKILL` of nobody we know of, so that no other end costs more.
