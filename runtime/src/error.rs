@@ -19,6 +19,7 @@ use crate::sys;
 /// |---|---|
 /// | the worker panicked | [`is_panic`](Error::is_panic), [`panic_message`](Error::panic_message), [`panic_location`](Error::panic_location) |
 /// | a signal killed it (a crash, or [`kill`](crate::JoinHandle::kill)) | [`signal`](Error::signal), [`signal_name`](Error::signal_name) |
+/// | the kernel's OOM killer killed it (`SIGKILL`) | [`is_oom`](Error::is_oom), and [`signal`](Error::signal) says 9 |
 /// | it exited without a result | [`exit_code`](Error::exit_code) |
 /// | it ran past its timeout and was killed | [`is_timeout`](Error::is_timeout) |
 /// | its result could not be encoded, or decoded | [`is_codec`](Error::is_codec) |
@@ -49,6 +50,8 @@ pub(crate) enum ErrorKind {
     Io(io::Error),
     Panic(PanicReport),
     Signal(i32),
+    /// The OOM killer sent the `SIGKILL` that ended the worker.
+    OomKilled,
     Exit(i32),
     Timeout(Duration),
     /// The pool's deadline passed before the task finished.
@@ -99,6 +102,9 @@ pub enum Kind {
     Panic,
     /// A signal killed the worker (a crash, or a kill): [`Error::signal`].
     Signal,
+    /// The kernel's OOM killer killed the worker (`SIGKILL`), because the memory of its cgroup
+    /// (on AWS Lambda, the function's memory size) or of the system ran out: [`Error::is_oom`].
+    Oom,
     /// The worker exited without a result: [`Error::exit_code`].
     Exit,
     /// The task ran past its timeout, and its worker was killed.
@@ -114,7 +120,7 @@ pub enum Kind {
     /// The task was submitted to a closed pool.
     Closed,
     /// The fork server ([`init`](crate::init)) is gone, or could not be started: no worker can
-    /// be forked.
+    /// be forked, and a task that ran on one of its workers when it died fails so too.
     ServerGone,
     /// A system call failed while the caller waited for the worker: [`Error::io_error`].
     Io,
@@ -223,13 +229,18 @@ impl Error {
     #[must_use]
     pub fn kind(&self) -> Kind {
         match &self.inner.kind {
-            ErrorKind::Spawn(err) | ErrorKind::Io(err) if is_server_gone(err) => Kind::ServerGone,
+            ErrorKind::Spawn(err) | ErrorKind::Io(err) | ErrorKind::ExitLost(err)
+                if is_server_gone(err) =>
+            {
+                Kind::ServerGone
+            }
             ErrorKind::Spawn(_) => Kind::Spawn,
             ErrorKind::Init(_) => Kind::ServerGone,
             // The wait for the worker failed (an exit status lost too), whatever the worker did.
             ErrorKind::Io(_) | ErrorKind::ExitLost(_) => Kind::Io,
             ErrorKind::Panic(_) => Kind::Panic,
             ErrorKind::Signal(_) => Kind::Signal,
+            ErrorKind::OomKilled => Kind::Oom,
             ErrorKind::Exit(_) => Kind::Exit,
             ErrorKind::Timeout(_) => Kind::Timeout,
             ErrorKind::Deadline => Kind::Deadline,
@@ -276,14 +287,30 @@ impl Error {
     }
 
     /// The signal that killed the worker (`9` for `SIGKILL`), if one did. A crash (`SIGSEGV`,
-    /// `SIGABRT`, …) and [`JoinHandle::kill`](crate::JoinHandle::kill) both show here; a
-    /// timeout does not, see [`is_timeout`](Error::is_timeout).
+    /// `SIGABRT`, …), [`JoinHandle::kill`](crate::JoinHandle::kill) and the OOM killer
+    /// ([`is_oom`](Error::is_oom)) all show here; a timeout does not, see
+    /// [`is_timeout`](Error::is_timeout).
     #[must_use]
     pub fn signal(&self) -> Option<i32> {
         match self.inner.kind {
             ErrorKind::Signal(signal) => Some(signal),
+            ErrorKind::OomKilled => Some(sys::SIGKILL),
             _ => None,
         }
+    }
+
+    /// Whether the kernel's OOM killer killed the worker, because memory ran out: on AWS
+    /// Lambda, the function's memory size. The workers are the OOM killer's first choice, so
+    /// that the caller lives on.
+    ///
+    /// The kernel says so by counting its kills, in the memory cgroup of the caller and its
+    /// workers (or in the whole system, where there is no cgroup to read): a worker that a
+    /// `SIGKILL` nobody of ours sent ended is taken for the OOM killer's victim when the count
+    /// has risen. Where the count cannot be read, an OOM kill is a plain `SIGKILL`
+    /// ([`signal`](Error::signal) 9).
+    #[must_use]
+    pub fn is_oom(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::OomKilled)
     }
 
     /// The name of the signal that killed the worker (`"SIGSEGV"`), if one did.
@@ -377,6 +404,10 @@ impl fmt::Display for Error {
                 Some(name) => write!(f, "{worker} was killed by signal {signal} ({name})"),
                 None => write!(f, "{worker} was killed by signal {signal}"),
             },
+            ErrorKind::OomKilled => write!(
+                f,
+                "{worker} was killed by the OOM killer (SIGKILL): memory ran out"
+            ),
             ErrorKind::Exit(code) => {
                 write!(f, "{worker} exited with code {code} without a result")
             }
@@ -432,8 +463,8 @@ pub(crate) fn copy_io_error(err: &io::Error) -> io::Error {
     }
 }
 
-/// Whether a failure to spawn is the fork server's absence.
-fn is_server_gone(err: &io::Error) -> bool {
+/// Whether a failure (to spawn, to wait) is the fork server's absence.
+pub(crate) fn is_server_gone(err: &io::Error) -> bool {
     err.get_ref()
         .is_some_and(<dyn std::error::Error + Send + Sync>::is::<ServerGone>)
 }
@@ -473,13 +504,15 @@ impl std::error::Error for Error {
 
 impl From<Error> for io::Error {
     /// Keeps the operating system's error where there is one (so `EAGAIN` stays `EAGAIN`), and
-    /// wraps the rest as [`io::ErrorKind::Other`] (timeouts as [`io::ErrorKind::TimedOut`]).
+    /// wraps the rest as [`io::ErrorKind::Other`] (timeouts as [`io::ErrorKind::TimedOut`], OOM
+    /// kills as [`io::ErrorKind::OutOfMemory`]).
     fn from(err: Error) -> Self {
         match err.inner.kind {
             ErrorKind::Spawn(err) | ErrorKind::Io(err) => err,
             ErrorKind::Timeout(_) | ErrorKind::Deadline => {
                 io::Error::new(io::ErrorKind::TimedOut, err)
             }
+            ErrorKind::OomKilled => io::Error::new(io::ErrorKind::OutOfMemory, err),
             _ => io::Error::other(err),
         }
     }

@@ -127,8 +127,9 @@
 //!
 //! A function that returns `Result<T, E>` hands back its own `Err(E)`, typed, as the `Ok` value
 //! of `join`. Everything else that can go wrong is an [`Error`], and each case is told apart: a
-//! panic (with its message and location), a crash (the signal, by number and name), an exit
-//! without a result (the exit code), a timeout, a result that could not be encoded or decoded, a
+//! panic (with its message and location), a crash (the signal, by number and name), a kill by
+//! the kernel's OOM killer (where the kernel's count of OOM kills says so), an exit without a
+//! result (the exit code), a timeout, a result that could not be encoded or decoded, a
 //! malformed frame on the pipe, and a failure to create the process or its pipe (`EAGAIN`,
 //! `EMFILE`). A worker's panic is caught in the worker and never unwinds into the caller's code.
 //!

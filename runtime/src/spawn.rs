@@ -296,6 +296,9 @@ impl<T: Wire> JoinHandle<T> {
 
     /// Why no outcome arrived, given how the worker ended.
     fn missing_outcome(&self, exit: Exit) -> ErrorKind {
+        if self.child.oom_killed() {
+            return ErrorKind::OomKilled;
+        }
         let partial = (!self.reader.is_empty()).then(|| self.reader.incomplete().to_string());
         outcome::missing(exit, partial)
     }

@@ -7,69 +7,9 @@
 //! its result pipe among its descriptors, and a sibling forked at the same moment by another
 //! test's thread could hold a copy of a new worker's pipe for an instant.
 
-use std::fs::File;
-use std::io::Write;
-
 use lambda_parallel::{lambda_parallel, Pool};
 use lambda_parallel_tests::checks::{run, Check};
-
-/// The frame header, as `runtime/src/wire/frame.rs` lays it out: magic, tag, codec, check,
-/// then the payload's length. Written out again here, as a worker forging frames would.
-fn header(tag: u8, len: u64) -> [u8; 12] {
-    let said = len ^ (u64::from(tag) << 56) ^ 0xa7;
-    let check = (said.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8;
-    let mut header = [0xa7, tag, 0, check, 0, 0, 0, 0, 0, 0, 0, 0];
-    header[4..].copy_from_slice(&len.to_le_bytes());
-    header
-}
-
-/// The tag of a value's outcome frame.
-const VALUE: u8 = 0;
-
-/// The write end of this worker's result pipe: its one blocking, write-only pipe that closes
-/// on `exec` (the caller's own pipes, such as a test harness's, do not).
-fn result_pipe() -> File {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
-        let fd: i32 = entry
-            .unwrap()
-            .file_name()
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
-        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
-        let flags = info
-            .lines()
-            .find_map(|line| line.strip_prefix("flags:"))
-            .map_or(0, |flags| u32::from_str_radix(flags.trim(), 8).unwrap());
-        let (write_only, cloexec, nonblocking) = (
-            flags & 3 == 1,
-            flags & 0o2_000_000 != 0,
-            flags & 0o4000 != 0,
-        );
-        if fd > 2
-            && link.to_string_lossy().starts_with("pipe:")
-            && write_only
-            && cloexec
-            && !nonblocking
-        {
-            found.push(fd);
-        }
-    }
-    assert_eq!(found.len(), 1, "result pipes: {found:?}");
-    // SAFETY: the descriptor is this worker's result pipe, which the worker's own code writes
-    // to here on purpose; the worker exits or returns right after, and the `File` is leaked so
-    // that the runtime's own use of it goes on.
-    unsafe { std::os::fd::FromRawFd::from_raw_fd(found[0]) }
-}
-
-fn write_raw(bytes: &[u8]) {
-    let mut pipe = result_pipe();
-    pipe.write_all(bytes).unwrap();
-    std::mem::forget(pipe);
-}
+use lambda_parallel_tests::forge::{header, random_bytes, write_raw, VALUE};
 
 /// Writes the first four bytes of a frame header, then returns normally.
 #[lambda_parallel]
@@ -81,16 +21,7 @@ fn partial_header_then_return() -> u32 {
 /// Writes pseudo-random bytes, then returns normally.
 #[lambda_parallel]
 fn random_bytes_then_return(seed: u64) -> u32 {
-    let mut state = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    let bytes: Vec<u8> = (0..64)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect();
-    write_raw(&bytes);
+    write_raw(&random_bytes(seed, 64));
     7
 }
 

@@ -5,12 +5,20 @@
 
 use std::time::Duration;
 
-use lambda_parallel::{lambda_parallel, Pool};
+use lambda_parallel::{lambda_parallel, Kind, Pool};
 use lambda_parallel_tests::checks::{expect, run, watchdog, Check};
+use lambda_parallel_tests::{mark, wait_for, TempDir};
 
 #[lambda_parallel]
 fn square(x: u64) -> u64 {
     x * x
+}
+
+/// Marks `dir` as started, then runs for longer than the test.
+#[lambda_parallel]
+fn stuck(dir: String) {
+    mark(std::path::Path::new(&dir), "started");
+    std::thread::sleep(Duration::from_secs(120));
 }
 
 /// The fork server's pid: the parent of the pool's workers.
@@ -48,7 +56,28 @@ fn map_after_server_death() -> Result<(), String> {
         .workers(2)
         .build()
         .map_err(|e| e.to_string())?;
+    let dir = TempDir::new("server-death");
+    let running = pool
+        .apply_async(stuck, (dir.path().to_str().unwrap().to_owned(),))
+        .map_err(|e| e.to_string())?;
+    expect(
+        wait_for(dir.path(), "started", Duration::from_secs(10)),
+        "the task never started",
+    )?;
+    let server = server_of(&pool);
     kill_server(&pool);
+    // The task's worker dies with the server, and its exit status with it.
+    let Err(err) = running.get() else {
+        return Err("a task outlived the server".into());
+    };
+    says_server_gone(&err)?;
+    expect(err.kind() == Kind::ServerGone, format!("{:?}", err.kind()))?;
+    // The server was this process's child: reaped, not left a zombie, once a call learnt of its
+    // death.
+    expect(
+        !std::path::Path::new(&format!("/proc/{server}")).exists(),
+        format!("the dead server {server} was not reaped"),
+    )?;
     let Err(err) = pool.map(square, 0..10) else {
         return Err("map succeeded without a server".into());
     };
@@ -115,7 +144,7 @@ fn main() {
             workers_and_server_go_first_when_memory_runs_out,
         ),
         (
-            "map after the server died fails at once",
+            "a running task, and map after the server died, fail at once, and the server is reaped",
             map_after_server_death,
         ),
     ];

@@ -207,6 +207,7 @@ impl Slot {
     /// The worker a task ran on died: why, as the task's error.
     pub(super) fn crash(&mut self) -> ErrorKind {
         match self.child.reap() {
+            Ok(_) if self.child.oom_killed() => ErrorKind::OomKilled,
             Ok(exit) => outcome::missing(exit, self.channel.partial()),
             Err(err) => ErrorKind::ExitLost(err),
         }

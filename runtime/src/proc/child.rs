@@ -8,9 +8,10 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{held, orphans};
-use crate::server::protocol;
+use super::{held, oom, orphans};
+use crate::server::{self, protocol};
 use crate::sys::{self, Exit, Pid};
 
 /// A worker process that is killed and reaped when dropped, unless it was reaped already.
@@ -20,6 +21,11 @@ pub(crate) struct Child {
     /// Refers to this process and no other, even once its pid is reused.
     pub(crate) pidfd: OwnedFd,
     pub(crate) exit: Option<Exit>,
+    /// Whether the OOM killer ended it: known once it is reaped.
+    oom_killed: bool,
+    /// Whether we sent it `SIGKILL` (or asked the fork server to): a `SIGKILL` it dies of is
+    /// then no news of the OOM killer.
+    killed: AtomicBool,
     /// For a worker the fork server forked (and reaps): where the server reports its end.
     status: Option<File>,
     /// Let go by [`release`](Child::release): the fork server reaps it, and nobody waits.
@@ -38,6 +44,8 @@ impl Child {
             pid,
             pidfd: sys::child_pidfd(pid)?,
             exit: None,
+            oom_killed: false,
+            killed: AtomicBool::new(false),
             status: None,
             released: false,
             owner: sys::getpid(),
@@ -52,6 +60,8 @@ impl Child {
             pid,
             pidfd,
             exit: None,
+            oom_killed: false,
+            killed: AtomicBool::new(false),
             status: Some(status),
             released: false,
             owner: sys::getpid(),
@@ -104,6 +114,7 @@ impl Child {
                 "the worker belongs to another process (this is a forked copy of its caller)",
             ));
         }
+        self.killed.store(true, Ordering::Relaxed);
         match sys::pidfd_kill(self.pidfd.as_fd()) {
             Err(err) if sys::is_refused(&err) => match &self.status {
                 Some(status) => protocol::ask_kill(status),
@@ -137,11 +148,20 @@ impl Child {
             ));
         }
         let exit = match &mut self.status {
-            Some(status) => protocol::read_exit(status)?,
+            Some(status) => protocol::read_exit(status).inspect_err(server::bury_if_gone)?,
             None => sys::wait(self.pid)?,
         };
+        // Read only for a `SIGKILL` of nobody we know of, so that no other end costs more.
+        self.oom_killed = exit == Exit::Signal(sys::SIGKILL)
+            && !self.killed.load(Ordering::Relaxed)
+            && oom::killed_one();
         self.exit = Some(exit);
         Ok(exit)
+    }
+
+    /// Whether the OOM killer ended the worker, once it has been [reaped](Child::reap).
+    pub(crate) fn oom_killed(&self) -> bool {
+        self.oom_killed
     }
 }
 

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::child::Child;
 use super::held::Held;
-use super::orphans;
+use super::{oom, orphans};
 use crate::server;
 use crate::sys::{self, Fork, Pid};
 use crate::worker;
@@ -84,6 +84,7 @@ pub(crate) unsafe fn launch(
 ) -> io::Result<Launched> {
     worker::install_panic_hook();
     orphans::reap_ended();
+    oom::watch();
     if let Some(served) = server::request(ring.as_ref().map(AsFd::as_fd)) {
         let served = served?;
         let launched = Launched {

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, Once, OnceLock, PoisonError};
 
 use super::protocol;
 use crate::sys::{self, Pid};
@@ -11,9 +11,30 @@ use crate::sys::{self, Pid};
 /// The caller's end of the control socket, once `init` has run.
 static SERVER: OnceLock<Mutex<OwnedFd>> = OnceLock::new();
 
-/// Keeps the control socket of the server `init` started. A single thread calls it, once.
-pub(super) fn connect(control: OwnedFd) {
+/// The server's pid, to reap it once it is gone.
+static PID: OnceLock<Pid> = OnceLock::new();
+
+/// Keeps the control socket of the server `init` started, and its pid. A single thread calls
+/// it, once.
+pub(super) fn connect(control: OwnedFd, pid: Pid) {
+    let _ = PID.set(pid);
     let _ = SERVER.set(Mutex::new(control));
+}
+
+/// Reaps the server, once, if `err` says it is gone: it is this process's child, and would
+/// otherwise stay a zombie for the rest of the program. It is ending, not running: the kernel
+/// closed its sockets on its way out (hence `err`), so the wait is short.
+pub(crate) fn bury_if_gone(err: &io::Error) {
+    static BURIED: Once = Once::new();
+    if !crate::error::is_server_gone(err) {
+        return;
+    }
+    BURIED.call_once(|| {
+        if let Some(pid) = PID.get() {
+            // In a forked copy of the caller, the server is not its child: nothing to reap.
+            let _ = sys::wait(*pid);
+        }
+    });
 }
 
 /// Whether workers are forked by the server.
@@ -42,7 +63,7 @@ pub(crate) struct Served {
 /// outcome ring in `ring`. `None` when there is no server (the caller forks directly).
 pub(crate) fn request(ring: Option<BorrowedFd<'_>>) -> Option<io::Result<Served>> {
     let control = SERVER.get()?;
-    Some(ask(control, ring))
+    Some(ask(control, ring).inspect_err(bury_if_gone))
 }
 
 fn ask(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result<Served> {

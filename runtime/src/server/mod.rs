@@ -31,10 +31,10 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub(crate) use self::client::{is_running, request};
+pub(crate) use self::client::{bury_if_gone, is_running, request};
 use crate::error::Error;
 use crate::error::ErrorKind;
-use crate::sys::{self, Fork};
+use crate::sys::{self, Fork, Pid};
 use crate::transport::ring;
 use crate::worker;
 
@@ -90,16 +90,16 @@ pub fn init() -> Result<(), Error> {
     // Before the fork, so that the server keeps its workers' exit statuses too.
     sys::keep_exit_statuses();
     match start() {
-        Ok(control) => {
+        Ok((control, pid)) => {
             // A single thread got here, so no other `init` raced this one.
-            client::connect(control);
+            client::connect(control, pid);
             Ok(())
         }
         Err(err) => fail(err.to_string()),
     }
 }
 
-fn start() -> io::Result<OwnedFd> {
+fn start() -> io::Result<(OwnedFd, Pid)> {
     // Installed here, so that every worker the server forks has it, and worked out here, so
     // that no worker works it out again.
     worker::install_panic_hook();
@@ -113,7 +113,7 @@ fn start() -> io::Result<OwnedFd> {
             drop(ours);
             serving::serve(&theirs, parent)
         }
-        Fork::Parent(_) => Ok(ours),
+        Fork::Parent(pid) => Ok((ours, pid)),
     }
 }
 

@@ -44,6 +44,9 @@ pub(crate) enum Exit {
     Signal(i32),
 }
 
+/// The signal that kills outright: what the OOM killer sends, and what we kill workers with.
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
 /// The error number for an I/O failure that has no number of its own.
 pub(crate) const EIO: i32 = libc::EIO;
 
