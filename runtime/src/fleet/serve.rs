@@ -119,9 +119,14 @@ impl FleetWorker {
         self
     }
 
-    /// The deepest envelope served (default 1): an envelope sent by a fleet inside a task that
-    /// a fleet sent has depth 2, and so on. Deeper ones are refused, which stops a task that
-    /// maps over the function it runs in from invoking itself without end.
+    /// The deepest envelope served (default 1): a fleet called while an envelope is being
+    /// served, in the tokio task that serves it, sends its envelopes one deeper, and those
+    /// deeper than this are refused, so that a loop of fleets invoking the function they run in
+    /// ends.
+    ///
+    /// The depth does not reach a task in a pool worker process: workers are forked before
+    /// any envelope arrives, so a fleet called from inside a task starts again from depth 1,
+    /// and this guard does not stop it. Give a task that fans out a fleet of another function.
     #[must_use]
     pub fn max_depth(mut self, depth: u32) -> Self {
         self.max_depth = depth;
