@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,7 @@ struct Sent {
     at: Instant,
     attempt: u64,
     items: usize,
+    bytes: usize,
 }
 
 /// An invoker that serves through a [`Loopback`], after the fault scripted for each invocation.
@@ -99,6 +101,10 @@ struct Faulty {
     /// Payloads over this many bytes are `RequestTooLargeException`.
     limit: usize,
     sent: Arc<Mutex<Vec<Sent>>>,
+    /// Invocations wait here, in groups of its size, before they are served: so they overlap.
+    gate: Option<tokio::sync::Barrier>,
+    in_flight: AtomicUsize,
+    most_in_flight: Arc<AtomicUsize>,
 }
 
 impl Faulty {
@@ -109,7 +115,15 @@ impl Faulty {
             always: None,
             limit: usize::MAX,
             sent: Arc::default(),
+            gate: None,
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: Arc::default(),
         }
+    }
+
+    fn gate(mut self, group: usize) -> Self {
+        self.gate = Some(tokio::sync::Barrier::new(group));
+        self
     }
 
     fn then(self, fault: Fault) -> Self {
@@ -138,17 +152,34 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Invoke for Faulty {
-    fn invoke(
-        &self,
-        mut invocation: Invocation,
-    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+    fn invoke(&self, invocation: Invocation) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
         Box::pin(async move {
             let envelope: Value = serde_json::from_slice(&invocation.payload).expect("JSON");
             lock(&self.sent).push(Sent {
                 at: Instant::now(),
                 attempt: envelope["attempt"].as_u64().expect("an attempt"),
                 items: envelope["items"].as_array().map_or(0, Vec::len),
+                bytes: invocation.payload.len(),
             });
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            if let Some(gate) = &self.gate {
+                gate.wait().await;
+            }
+            let answer = self.answer(invocation, envelope).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            answer
+        })
+    }
+}
+
+impl Faulty {
+    async fn answer(
+        &self,
+        mut invocation: Invocation,
+        envelope: Value,
+    ) -> Result<InvokeResponse, InvokeError> {
+        {
             if invocation.payload.len() > self.limit {
                 return Err(InvokeError::PayloadTooLarge);
             }
@@ -179,7 +210,7 @@ impl Invoke for Faulty {
                     self.loopback.invoke(invocation).await
                 }
             }
-        })
+        }
     }
 }
 
@@ -637,10 +668,100 @@ fn the_worker_hands_other_events_to_the_handler_and_refuses_bad_envelopes() -> R
     )
 }
 
+fn invocations_in_flight_reach_the_bound_and_never_pass_it() -> Result<(), String> {
+    // Nine invocations of one item, three at a time: each waits until three are in flight, so
+    // the bound is reached (a lower one would never open the gate) and cannot be passed.
+    let invoker = Faulty::new(worker()).gate(3);
+    let most = Arc::clone(&invoker.most_in_flight);
+    let fleet = builder(invoker)
+        .items_per_invocation(1)
+        .max_in_flight(3)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcomes = runtime().block_on(fleet.map_outcomes(check, 0..9));
+    expect(kinds(&outcomes) == [None; 9], format!("{outcomes:?}"))?;
+    let most = most.load(Ordering::SeqCst);
+    expect(most == 3, format!("{most} invocations in flight at once"))
+}
+
+fn batches_stay_within_the_byte_limit() -> Result<(), String> {
+    // Items of 1,000 bytes cross as 1,336 bytes of base64 (and a few of MessagePack): three fit
+    // in 5,000 bytes with the envelope's head, four do not.
+    let invoker = Faulty::new(worker());
+    let log = invoker.log();
+    let fleet = builder(invoker)
+        .max_payload_bytes(5_000)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcomes = runtime().block_on(fleet.map_outcomes(len, vec![vec![0u8; 1_000]; 10]));
+    expect(kinds(&outcomes) == [None; 10], format!("{outcomes:?}"))?;
+    let invocations = sent(&log);
+    let items: Vec<usize> = invocations.iter().map(|s| s.items).collect();
+    expect(
+        items == [3, 3, 3, 1],
+        format!("items an invocation: {items:?}"),
+    )?;
+    let most = invocations.iter().map(|s| s.bytes).max().unwrap_or(0);
+    expect(most <= 5_000, format!("a payload of {most} bytes"))
+}
+
+fn an_invocation_past_its_timeout_is_retried_only_when_idempotent() -> Result<(), String> {
+    let timed_out = |idempotent| {
+        let invoker = Faulty::new(worker()).then(Fault::Hang);
+        let fleet = builder(invoker)
+            .invocation_timeout(Duration::from_millis(200))
+            .idempotent(idempotent)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(runtime().block_on(fleet.map_outcomes(check, [1])))
+    };
+    let outcomes = timed_out(false)?;
+    expect(
+        kinds(&outcomes) == [Some(Kind::Timeout)],
+        format!("{outcomes:?}"),
+    )?;
+    let err = outcomes[0].result().as_ref().expect_err("timed out");
+    expect(
+        err.is_timeout() && err.to_string().contains("200ms"),
+        format!("{err}"),
+    )?;
+    let outcomes = timed_out(true)?;
+    expect(kinds(&outcomes) == [None], format!("{outcomes:?}"))?;
+    expect(attempts(&outcomes) == [2], "retried once")
+}
+
+fn a_fleet_call_can_be_spawned() -> Result<(), String> {
+    let fleet = builder(Faulty::new(worker()))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcomes = runtime()
+        .block_on(
+            async move { tokio::spawn(async move { fleet.map_each(check, [4]).await }).await },
+        )
+        .map_err(|e| e.to_string())?;
+    expect(
+        matches!(outcomes.as_slice(), [Ok(Ok(8))]),
+        format!("{outcomes:?}"),
+    )
+}
+
 fn main() {
     lambda_parallel::init().expect("init runs first thing in main");
     watchdog("fleet", Duration::from_secs(300));
-    let checks: [Check; 12] = [
+    let checks: [Check; 16] = [
+        (
+            "invocations_in_flight_reach_the_bound_and_never_pass_it",
+            invocations_in_flight_reach_the_bound_and_never_pass_it,
+        ),
+        (
+            "batches_stay_within_the_byte_limit",
+            batches_stay_within_the_byte_limit,
+        ),
+        (
+            "an_invocation_past_its_timeout_is_retried_only_when_idempotent",
+            an_invocation_past_its_timeout_is_retried_only_when_idempotent,
+        ),
+        ("a_fleet_call_can_be_spawned", a_fleet_call_can_be_spawned),
         (
             "every_outcome_arrives_in_order_and_typed",
             every_outcome_arrives_in_order_and_typed,
