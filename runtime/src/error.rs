@@ -25,6 +25,7 @@ use crate::sys;
 /// | the pipe carried a bad or truncated frame | [`is_bad_frame`](Error::is_bad_frame) |
 /// | the process or its pipe could not be created (`EAGAIN`, `EMFILE`, …) | [`is_spawn`](Error::is_spawn), [`io_error`](Error::io_error) |
 /// | a system call failed while waiting for it | [`io_error`](Error::io_error) |
+/// | a fleet's invocation failed, was throttled, too large, refused or never sent (the `fleet` feature) | [`kind`](Error::kind), `function_error` |
 ///
 /// [`kind`](Error::kind) gives the same answer as one [`Kind`] to `match` on.
 ///

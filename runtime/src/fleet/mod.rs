@@ -238,6 +238,32 @@ impl Fleet {
     /// it is settled, in no order. The call runs as a tokio task of its own; dropping the stream
     /// gives up its invocations.
     ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    ///
+    /// use futures_core::Stream;
+    /// use lambda_parallel::fleet::{Fleet, FleetWorker, Loopback};
+    /// use lambda_parallel::Pool;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let double = |x: u64| x * 2;
+    /// let worker = FleetWorker::new(Pool::new(2)?).task(double);
+    /// let fleet = Fleet::builder(Loopback::new(worker)).function("f").build()?;
+    /// let total = runtime.block_on(async {
+    ///     let mut outcomes = fleet.map_unordered(double, 1..=10);
+    ///     let mut total = 0;
+    ///     while let Some((_index, outcome)) = poll_fn(|cx| Pin::new(&mut outcomes).poll_next(cx)).await {
+    ///         total += outcome.into_result()?;
+    ///     }
+    ///     Ok::<_, lambda_parallel::Error>(total)
+    /// })?;
+    /// assert_eq!(total, 110);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
@@ -304,6 +330,23 @@ fn unreachable_outcome<F, R>() -> Outcome<R> {
 }
 
 /// One item's outcome across a fleet, and how many invocations carried it.
+///
+/// ```
+/// use lambda_parallel::fleet::{Fleet, FleetWorker, Loopback};
+/// use lambda_parallel::Pool;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let negate = |x: i64| -x;
+/// let fleet = Fleet::builder(Loopback::new(FleetWorker::new(Pool::new(1)?).task(negate)))
+///     .function("f")
+///     .build()?;
+/// let outcomes = runtime.block_on(fleet.map_outcomes(negate, [1, 2]));
+/// assert_eq!(outcomes[1].result().as_ref().ok(), Some(&-2));
+/// assert_eq!(outcomes[1].attempts(), 1); // the first invocation answered
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Outcome<R> {
     result: Result<R, Error>,
