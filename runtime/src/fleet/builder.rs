@@ -78,6 +78,57 @@ impl RetryPolicy {
     pub fn attempts(&self) -> u32 {
         self.max_attempts
     }
+
+    /// The wait before the `n`th retry (from 1): exponential from the base, up to the cap, with
+    /// the upper half random ("equal jitter": never less than half, so that a throttled caller
+    /// backs off, and spread, so that throttled callers do not come back together). `rng` is
+    /// xorshift64 state, never 0.
+    pub(crate) fn wait(&self, n: u32, rng: &mut u64) -> Duration {
+        let full = self
+            .base_delay
+            .saturating_mul(1 << n.saturating_sub(1).min(20))
+            .min(self.max_delay);
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        let half = full / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(*rng % nanos.saturating_add(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_wait_is_between_half_and_all_of_its_exponential_step_up_to_the_cap() {
+        let policy = RetryPolicy::default()
+            .base_delay(Duration::from_millis(100))
+            .max_delay(Duration::from_secs(10));
+        let mut rng = 0x9e37_79b9_7f4a_7c15;
+        for n in 1..=40 {
+            let full = (Duration::from_millis(100) * 2u32.pow((n - 1).min(20)))
+                .min(Duration::from_secs(10));
+            let waits: Vec<Duration> = (0..200).map(|_| policy.wait(n, &mut rng)).collect();
+            assert!(
+                waits.iter().all(|wait| *wait >= full / 2 && *wait <= full),
+                "retry {n}: {waits:?} outside {full:?}"
+            );
+            let first = waits[0];
+            assert!(
+                waits.iter().any(|wait| *wait != first),
+                "retry {n}: no jitter"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_base_waits_nothing() {
+        let policy = RetryPolicy::default().base_delay(Duration::ZERO);
+        let mut rng = 1;
+        assert_eq!(policy.wait(5, &mut rng), Duration::ZERO);
+    }
 }
 
 /// Builds a [`Fleet`]: see [`Fleet::builder`] for the defaults.

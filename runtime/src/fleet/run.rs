@@ -471,17 +471,7 @@ impl<R: Wire> Call<'_, R> {
     /// The `n`th retry's wait: exponential from the policy's base, up to its cap, with half of
     /// it random ("equal jitter"), so that throttled callers do not come back together.
     fn backoff(&mut self, n: u32) -> Duration {
-        let retry = &self.plan.settings.retry;
-        let full = retry
-            .base_delay
-            .saturating_mul(1 << n.saturating_sub(1).min(20))
-            .min(retry.max_delay);
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let half = full / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(self.rng % nanos.saturating_add(1))
+        self.plan.settings.retry.wait(n, &mut self.rng)
     }
 
     fn error(&self, failure: FleetFailure) -> Error {
