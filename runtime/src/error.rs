@@ -27,6 +27,7 @@ use crate::sys;
 /// | the process or its pipe could not be created (`EAGAIN`, `EMFILE`, …) | [`is_spawn`](Error::is_spawn), [`io_error`](Error::io_error) |
 /// | a system call failed while waiting for it | [`io_error`](Error::io_error) |
 /// | the pool's initializer failed, so the task never ran | [`kind`](Error::kind) is [`Kind::Initializer`] |
+/// | a fleet's invocation failed, was throttled, too large, refused or never sent (the `fleet` feature) | [`kind`](Error::kind), `function_error` |
 ///
 /// [`kind`](Error::kind) gives the same answer as one [`Kind`] to `match` on.
 ///
@@ -70,6 +71,36 @@ pub(crate) enum ErrorKind {
     Foreign,
     /// The pool's initializer failed in the worker that was to run the task: how it failed.
     Initializer(String),
+    /// A task of a fleet failed outside a worker of the remote pool (`fleet/`).
+    #[cfg(feature = "fleet")]
+    Fleet(FleetFailure),
+}
+
+/// How a task of a [`Fleet`](crate::fleet::Fleet) failed, beyond what a pool's tasks can do. A
+/// failure inside the remote pool comes back as the pool's own (a panic is a panic), except those
+/// that have no local form, which keep their kind and text in `Remote`.
+#[cfg(feature = "fleet")]
+#[derive(Debug)]
+pub(crate) enum FleetFailure {
+    /// A failure in the remote pool with no local form (a codec error there, a refused spawn).
+    Remote { kind: Kind, message: String },
+    /// The whole invocation failed: Lambda's `FunctionError` (`Unhandled`, `Runtime.ExitError`,
+    /// `Sandbox.Timedout`, …) and the function's `errorMessage`.
+    Function { error: String, message: String },
+    /// Lambda kept refusing the invocation for want of concurrency (`TooManyRequestsException`).
+    Throttled { throttles: u32 },
+    /// The task's payload, alone, is over the fleet's size limit, or Lambda's (`limit: None`).
+    PayloadTooLarge { bytes: usize, limit: Option<usize> },
+    /// The invoke call itself failed (the network, the service, an answer that is no response).
+    Transport(String),
+    /// The invocation took longer than its timeout, and its answer was given up.
+    InvocationTimeout(Duration),
+    /// The fleet's deadline passed while the task's invocation was under way.
+    Deadline,
+    /// The fleet's deadline passed before the task was sent.
+    NotAttempted,
+    /// The function refused the envelope: another build, too deep, an unknown task.
+    Refused(String),
 }
 
 /// What kind of failure an [`Error`] is, from [`Error::kind`]: the predicates' answers as one
@@ -127,6 +158,20 @@ pub enum Kind {
     /// The task did not run: the pool's initializer
     /// ([`PoolBuilder::initializer`](crate::PoolBuilder::initializer)) failed in its worker.
     Initializer,
+    /// A fleet's invocation failed as a whole, with Lambda's `FunctionError`
+    /// (`Unhandled`, `Runtime.ExitError`, `Sandbox.Timedout`): `Error::function_error` (the `fleet` feature).
+    FunctionError,
+    /// A fleet's invocations were throttled (`TooManyRequestsException`) until it gave up.
+    Throttled,
+    /// A fleet's task was too large for one invocation's payload.
+    PayloadTooLarge,
+    /// A fleet's invoke call failed in transit, or its answer was not a fleet's response.
+    Transport,
+    /// A fleet's deadline passed before the task was sent.
+    NotAttempted,
+    /// The invoked function refused a fleet's envelope: it is another build, the fleet is
+    /// nested too deep, or the function does not serve the task.
+    Refused,
 }
 
 /// The error inside the `io::Error` of a fork server that is gone, so that [`Error::kind`] can
@@ -251,6 +296,8 @@ impl Error {
             ErrorKind::Frame(_) => Kind::Frame,
             ErrorKind::Closed | ErrorKind::Foreign => Kind::Closed,
             ErrorKind::Initializer(_) => Kind::Initializer,
+            #[cfg(feature = "fleet")]
+            ErrorKind::Fleet(failure) => failure.kind(),
         }
     }
 
@@ -332,7 +379,15 @@ impl Error {
     /// Whether the worker ran past its timeout. It has been killed and reaped.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Timeout(_) | ErrorKind::Deadline)
+        match &self.inner.kind {
+            ErrorKind::Timeout(_) | ErrorKind::Deadline => true,
+            #[cfg(feature = "fleet")]
+            ErrorKind::Fleet(failure) => matches!(
+                failure,
+                FleetFailure::InvocationTimeout(_) | FleetFailure::Deadline
+            ),
+            _ => false,
+        }
     }
 
     /// Whether the result could not be encoded in the worker or decoded in the caller, for
@@ -367,6 +422,26 @@ impl Error {
     #[must_use]
     pub fn is_spawn(&self) -> bool {
         matches!(self.inner.kind, ErrorKind::Spawn(_) | ErrorKind::Init(_))
+    }
+
+    /// For a task of a [`Fleet`](crate::fleet::Fleet) whose invocation failed as a whole,
+    /// Lambda's `FunctionError`: `"Unhandled"`, `"Runtime.ExitError"`, `"Sandbox.Timedout"`, ….
+    #[cfg(feature = "fleet")]
+    #[must_use]
+    pub fn function_error(&self) -> Option<&str> {
+        match &self.inner.kind {
+            ErrorKind::Fleet(FleetFailure::Function { error, .. }) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// How long the task ran before its timeout killed it, for a fleet to send back.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn timeout_after(&self) -> Option<Duration> {
+        match self.inner.kind {
+            ErrorKind::Timeout(after) => Some(after),
+            _ => None,
+        }
     }
 
     /// The operating system's error, when a system call failed.
@@ -447,6 +522,64 @@ impl fmt::Display for Error {
                     "{worker} did not run: the pool's initializer failed: {why}"
                 )
             }
+            #[cfg(feature = "fleet")]
+            ErrorKind::Fleet(failure) => failure.fmt(f, &worker),
+        }
+    }
+}
+
+#[cfg(feature = "fleet")]
+impl FleetFailure {
+    fn kind(&self) -> Kind {
+        match self {
+            FleetFailure::Remote { kind, .. } => *kind,
+            FleetFailure::Function { .. } => Kind::FunctionError,
+            FleetFailure::Throttled { .. } => Kind::Throttled,
+            FleetFailure::PayloadTooLarge { .. } => Kind::PayloadTooLarge,
+            FleetFailure::Transport(_) => Kind::Transport,
+            FleetFailure::InvocationTimeout(_) => Kind::Timeout,
+            FleetFailure::Deadline => Kind::Deadline,
+            FleetFailure::NotAttempted => Kind::NotAttempted,
+            FleetFailure::Refused(_) => Kind::Refused,
+        }
+    }
+
+    fn fmt(&self, f: &mut fmt::Formatter<'_>, worker: &Worker<'_>) -> fmt::Result {
+        match self {
+            FleetFailure::Remote { message, .. } => {
+                write!(f, "{worker} failed remotely: {message}")
+            }
+            FleetFailure::Function { error, message } => {
+                write!(f, "the invocation of {worker} failed ({error}): {message}")
+            }
+            FleetFailure::Throttled { throttles } => {
+                write!(
+                    f,
+                    "the invocation of {worker} was throttled {throttles} times"
+                )
+            }
+            FleetFailure::PayloadTooLarge {
+                bytes,
+                limit: Some(limit),
+            } => write!(
+                f,
+                "{worker} is too large for an invocation: {bytes} bytes, over the limit of {limit}"
+            ),
+            FleetFailure::PayloadTooLarge { bytes, limit: None } => write!(
+                f,
+                "{worker} is too large for an invocation: Lambda refused its {bytes} bytes"
+            ),
+            FleetFailure::Transport(msg) => write!(f, "failed to invoke {worker}: {msg}"),
+            FleetFailure::InvocationTimeout(after) => {
+                write!(f, "the invocation of {worker} timed out after {after:?}")
+            }
+            FleetFailure::Deadline => {
+                write!(f, "{worker} did not finish before the fleet's deadline")
+            }
+            FleetFailure::NotAttempted => {
+                write!(f, "{worker} was not attempted before the fleet's deadline")
+            }
+            FleetFailure::Refused(msg) => write!(f, "the function refused {worker}: {msg}"),
         }
     }
 }

@@ -123,6 +123,16 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Beyond one execution environment (the `fleet` feature)
+//!
+//! One Lambda execution environment has at most 6 vCPUs. With the `fleet` feature, a
+//! `fleet::Fleet` runs the same function across many: it invokes the function itself (by
+//! default) through Lambda's Invoke API, a batch of items an invocation, and each invoked
+//! environment runs its share on its own pool behind a `fleet::FleetWorker`.
+//! `fleet.map_each(f, inputs).await` gives the same outcomes as [`Pool::map_each`], with the
+//! ways an invocation fails (throttled, too large, a function error, the deadline) typed as
+//! [`Kind`]s. The invoker is a trait, so no AWS dependency enters this crate.
+//!
 //! # Errors and panics
 //!
 //! A function that returns `Result<T, E>` hands back its own `Err(E)`, typed, as the `Ok` value
@@ -214,6 +224,8 @@ mod spawn;
 #[cfg(feature = "tokio")]
 mod tokio;
 
+#[cfg(feature = "fleet")]
+pub mod fleet;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 
