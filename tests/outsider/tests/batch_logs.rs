@@ -4,127 +4,13 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_parallel::lambda::{self, BatchProcessor};
-use lambda_parallel::{lambda_parallel, Pool};
-use lambda_runtime::{Context, LambdaEvent};
-use serde::{Deserialize, Serialize};
+use lambda_runtime::LambdaEvent;
 
-/// The body of each test message.
-#[derive(Debug, Serialize, Deserialize)]
-struct Job {
-    seq: u32,
-    action: String,
-    /// A file the worker appends `tag seq` to, to show the order records ran in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    log: Option<String>,
-    #[serde(default)]
-    tag: String,
-}
+mod common;
 
-#[lambda_parallel]
-fn run_job(job: Job) -> Result<u32, String> {
-    if let Some(path) = &job.log {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(file, "{} {}", job.tag, job.seq).unwrap();
-    }
-    match job.action.as_str() {
-        "ok" => Ok(job.seq),
-        "fail" => Err(format!("job {} refused", job.seq)),
-        "panic" => panic!("job {} hit a bug", job.seq),
-        "abort" => std::process::abort(),
-        nap if nap.starts_with("sleep ") => {
-            std::thread::sleep(Duration::from_millis(nap[6..].parse().unwrap()));
-            Ok(job.seq)
-        }
-        other => Err(format!("unknown action {other}")),
-    }
-}
-
-fn context(budget: Duration) -> Context {
-    let mut context = Context::default();
-    context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".into();
-    context.invoked_function_arn = "arn:aws:lambda:us-east-2:123456789012:function:orders".into();
-    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + budget;
-    context.deadline = u64::try_from(deadline.as_millis()).unwrap();
-    context
-}
-
-/// An SQS message: its id, its FIFO group (`None`: a standard queue) and its body.
-fn sqs_event(messages: &[(&str, Option<&str>, String)]) -> SqsEvent {
-    let fifo = messages.iter().any(|(_, group, _)| group.is_some());
-    let arn = if fifo {
-        "arn:aws:sqs:us-east-2:123456789012:orders.fifo"
-    } else {
-        "arn:aws:sqs:us-east-2:123456789012:orders"
-    };
-    let records: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|(id, group, body)| {
-            let mut attributes = serde_json::json!({
-                "ApproximateReceiveCount": "1",
-                "SentTimestamp": "1545082649183",
-                "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-                "ApproximateFirstReceiveTimestamp": "1545082649185",
-            });
-            if let Some(group) = group {
-                attributes["MessageGroupId"] = (*group).into();
-                attributes["SequenceNumber"] = "18849496460467696128".into();
-                attributes["MessageDeduplicationId"] = (*id).into();
-            }
-            serde_json::json!({
-                "messageId": id,
-                "receiptHandle": format!("handle-{id}"),
-                "body": body,
-                "attributes": attributes,
-                "messageAttributes": {
-                    "trace": {"stringValue": "t-1", "stringListValues": [], "binaryListValues": [], "dataType": "String"}
-                },
-                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": "us-east-2",
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
-}
-
-fn job(seq: u32, action: &str) -> String {
-    serde_json::to_string(&Job {
-        seq,
-        action: action.into(),
-        log: None,
-        tag: String::new(),
-    })
-    .unwrap()
-}
-
-fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
-    response
-        .batch_item_failures
-        .iter()
-        .map(|failure| failure.item_identifier.clone())
-        .collect()
-}
-
-fn processor() -> BatchProcessor {
-    BatchProcessor::new(Pool::new(2).unwrap())
-}
-
-/// The user's handler, with `?` into `lambda_runtime::Error`, as `main` would serve it.
-async fn handler(
-    processor: &BatchProcessor,
-    event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    Ok(processor.sqs(event, lambda::json, run_job).await?)
-}
+use common::*;
 
 /// A `tracing` writer that keeps what it is given.
 #[derive(Clone, Default)]
@@ -182,10 +68,7 @@ fn every_failure_is_a_warn_event_with_its_fields() {
         bug.contains("job 2 hit a bug") && bug.contains("task=1"),
         "{bug}"
     );
-    assert!(
-        bug.contains(&format!("panic_location={}:", file!())),
-        "{bug}"
-    );
+    assert!(bug.contains("panic_location=tests/common/mod.rs:"), "{bug}");
     let crash = lines
         .iter()
         .find(|line| line.contains("record_id=\"crash\""))
