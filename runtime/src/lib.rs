@@ -87,7 +87,7 @@
 //! return owned handles ([`MapResult`], [`AsyncResult`]) that are `IntoFuture`, `Send` and
 //! `'static`, so they can be `tokio::spawn`ed; `MapResult::each` awaits every outcome, and
 //! [`Imap`] and [`ImapUnordered`] become `futures_core::Stream`s with `into_stream()`
-//! ([`ImapStream`], [`ImapUnorderedStream`]). An awaited call drives the
+//! (`ImapStream`, `ImapUnorderedStream`). An awaited call drives the
 //! pool a step at a time without sleeping, and between steps waits on the reactor, which watches
 //! the workers through one epoll set, so any number of calls can be awaited on one runtime
 //! thread, together with calls from other threads. Dropping the future cancels the call: its

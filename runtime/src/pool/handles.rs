@@ -311,8 +311,7 @@ const MAX_STREAM_CHUNK: usize = 1024;
 type Tupled<I> = std::iter::Map<I, fn(<I as Iterator>::Item) -> (<I as Iterator>::Item,)>;
 
 /// The iterator of [`Pool::imap`](crate::Pool::imap): each task's outcome, in input order.
-/// With the `tokio` feature, [`into_stream`](Imap::into_stream) makes it a
-/// `futures_core::Stream` of the same items, which waits on the reactor; either way, at most a
+/// With the `tokio` feature, `into_stream` makes it a `futures_core::Stream` of the same items, which waits on the reactor; either way, at most a
 /// few batches per worker are in flight.
 ///
 /// It owns a share of the pool. Dropping it cancels the tasks not yet started.

@@ -439,8 +439,8 @@ impl Pool {
     /// # }
     /// ```
     ///
-    /// With the `tokio` feature, [`Imap::into_stream`] makes it a `futures_core::Stream`,
-    /// which waits on the reactor.
+    /// With the `tokio` feature, `Imap::into_stream` makes it a `futures_core::Stream`, which
+    /// waits on the reactor.
     pub fn imap<F, A, R, I>(&self, f: F, inputs: I) -> Imap<I::IntoIter, R>
     where
         F: TaskFn<(A,), R>,
