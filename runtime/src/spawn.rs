@@ -138,6 +138,25 @@ impl<T: Wire> JoinHandle<T> {
     /// for the server to report the exit: it sends the worker `SIGKILL`, in case it is still
     /// there, and the server reaps it, so no zombie is left. Otherwise (the worker is this
     /// process's child, or it sent no outcome) `join` reaps the worker before it returns.
+    ///
+    /// ```
+    /// # use lambda_parallel::lambda_parallel;
+    /// #[lambda_parallel]
+    /// fn increment(x: u8) -> u8 {
+    ///     x + 1
+    /// }
+    ///
+    /// #[lambda_parallel]
+    /// fn crash() {
+    ///     std::process::abort()
+    /// }
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// assert_eq!(increment::spawn(1)?.join()?, 2);
+    /// assert_eq!(crash::spawn()?.join().unwrap_err().signal_name(), Some("SIGABRT"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join(self) -> Result<T, Error> {
         self.wait(None)
     }
@@ -148,11 +167,42 @@ impl<T: Wire> JoinHandle<T> {
     /// # Errors
     ///
     /// As [`join`](JoinHandle::join), and a timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # use lambda_parallel::lambda_parallel;
+    /// #[lambda_parallel]
+    /// fn stuck() {
+    ///     std::thread::sleep(Duration::MAX)
+    /// }
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let err = stuck::spawn()?.join_timeout(Duration::from_millis(50)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join_timeout(self, timeout: Duration) -> Result<T, Error> {
         self.wait(Some(timeout))
     }
 
     /// The process id of the worker.
+    ///
+    /// ```
+    /// # use lambda_parallel::lambda_parallel;
+    /// #[lambda_parallel]
+    /// fn own_pid() -> u32 {
+    ///     std::process::id()
+    /// }
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let handle = own_pid::spawn()?;
+    /// let pid = handle.pid();
+    /// assert_eq!(handle.join()?, pid);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn pid(&self) -> u32 {
         self.child.pid.as_u32()
@@ -164,6 +214,21 @@ impl<T: Wire> JoinHandle<T> {
     /// # Errors
     ///
     /// Fails if the signal cannot be sent.
+    ///
+    /// ```
+    /// # use lambda_parallel::lambda_parallel;
+    /// #[lambda_parallel]
+    /// fn stuck() {
+    ///     std::thread::sleep(std::time::Duration::MAX)
+    /// }
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let mut stuck = stuck::spawn()?;
+    /// stuck.kill()?;
+    /// assert_eq!(stuck.join().unwrap_err().signal(), Some(9));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn kill(&mut self) -> Result<(), Error> {
         self.child
             .kill()
@@ -172,6 +237,23 @@ impl<T: Wire> JoinHandle<T> {
 
     /// Whether the worker process has ended (successfully or not); [`join`](JoinHandle::join)
     /// will then not block.
+    ///
+    /// ```
+    /// # use lambda_parallel::lambda_parallel;
+    /// #[lambda_parallel]
+    /// fn echo(x: u8) -> u8 {
+    ///     x
+    /// }
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let quick = echo::spawn(3)?;
+    /// while !quick.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(quick.join()?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn is_finished(&self) -> bool {
         self.child.exit.is_some()

@@ -123,6 +123,15 @@ impl Pool {
     /// # Errors
     ///
     /// As [`PoolBuilder::build`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::new(2)?;
+    /// assert_eq!(pool.workers(), 2);
+    /// assert_eq!(pool.map(|x: u8| x + 1, [1, 2])?, [2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(workers: usize) -> Result<Pool, Error> {
         Pool::builder().workers(workers).build()
     }
@@ -560,6 +569,16 @@ impl PoolBuilder {
     /// ([`std::thread::available_parallelism`]). `0` runs every task inline, in the calling
     /// thread, still encoding and decoding arguments and results: a mode for unit tests, in
     /// which serialization mistakes show as they would with processes.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// // Inline: the task runs in this thread, its values still encoded and decoded.
+    /// let pool = lambda_parallel::Pool::builder().workers(0).build()?;
+    /// assert!(pool.pids().is_empty());
+    /// assert_eq!(pool.apply(|x: u32| x * 2, (21,))?, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -567,6 +586,22 @@ impl PoolBuilder {
 
     /// Kills a worker whose task runs longer than `timeout`; the task fails with
     /// [`Error::is_timeout`] and a new worker takes the old one's place. Not enforced inline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::builder()
+    ///     .workers(1)
+    ///     .task_timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// let err = pool.apply(|()| std::thread::sleep(Duration::MAX), ((),)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// // The pool goes on, with a fresh worker.
+    /// assert_eq!(pool.apply(|x: u8| x, (7,))?, 7);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.task_timeout = Some(timeout);
         self
@@ -578,6 +613,20 @@ impl PoolBuilder {
     /// # Panics
     ///
     /// Panics if `tasks` is 0.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::builder()
+    ///     .workers(1)
+    ///     .chunk_size(1)
+    ///     .max_tasks_per_worker(2)
+    ///     .build()?;
+    /// let pids = pool.map(|_: u8| std::process::id(), 0..4)?;
+    /// assert_eq!(pids[0], pids[1]);
+    /// assert_ne!(pids[1], pids[2], "a fresh worker after two tasks");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_tasks_per_worker(mut self, tasks: usize) -> Self {
         assert!(tasks > 0, "a worker must be allowed at least one task");
         self.max_tasks_per_worker = Some(tasks);
@@ -593,6 +642,17 @@ impl PoolBuilder {
     /// # Panics
     ///
     /// Panics if `tasks` is 0.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::builder().workers(2).chunk_size(3).build()?;
+    /// let pids = pool.map(|_: u8| std::process::id(), 0..6)?;
+    /// // A batch's tasks run one after another, on one worker.
+    /// assert!(pids[..3].iter().all(|pid| *pid == pids[0]));
+    /// assert!(pids[3..].iter().all(|pid| *pid == pids[3]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn chunk_size(mut self, tasks: usize) -> Self {
         assert!(tasks > 0, "a batch must hold at least one task");
         self.chunk_size = Some(tasks);
@@ -685,6 +745,14 @@ impl PoolBuilder {
     /// Fails with [`Error::is_spawn`] when a worker cannot be forked (`EAGAIN`) or its pipes
     /// cannot be made (`EMFILE`), and with [`Error::is_codec`] when the
     /// [`initializer`](PoolBuilder::initializer)'s arguments could not be encoded.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), lambda_parallel::Error> {
+    /// let pool = lambda_parallel::Pool::builder().workers(3).build()?;
+    /// assert_eq!(pool.pids().len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn build(self) -> Result<Pool, Error> {
         let workers = match self.workers {
             Some(workers) => workers,
