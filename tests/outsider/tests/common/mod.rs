@@ -32,7 +32,10 @@ pub fn run_job(job: Job) -> Result<u32, String> {
             .append(true)
             .open(path)
             .unwrap();
-        writeln!(file, "{} {}", job.tag, job.seq).unwrap();
+        // One write(2) for the whole line: `writeln!` writes it in pieces, which another
+        // worker appending at the same moment would cut into.
+        file.write_all(format!("{} {}\n", job.tag, job.seq).as_bytes())
+            .unwrap();
     }
     match job.action.as_str() {
         "ok" => Ok(job.seq),
