@@ -38,8 +38,10 @@ where
     let codec = func::codec::<F, Args, R>();
     let spawn_error = |err| Error::new(name, ErrorKind::Spawn(err));
     let mut args = Some(args);
+    let depth = worker::fleet_depth();
     let body = |direct: Direct| match args.take() {
         Some(args) => {
+            worker::set_fleet_depth(depth);
             let lifeline = Lifeline::direct(direct.parent, direct.main_thread);
             worker::run_once(f, args, direct.results, lifeline)
         }
@@ -59,6 +61,7 @@ where
         send_once(
             name,
             worker::entry::<F, Args, R>(),
+            depth,
             &args,
             &launched.requests,
         )?;
@@ -79,10 +82,11 @@ where
 fn send_once<Args: Wire>(
     name: &'static str,
     entry: worker::Entry,
+    depth: u32,
     args: &Args,
     link: &OwnedFd,
 ) -> Result<(), Error> {
-    let frame = batch::once(worker::address(entry), entry.codec(), args)
+    let frame = batch::once(worker::address(entry), depth, entry.codec(), args)
         .map_err(|err| Error::new(name, ErrorKind::EncodeArgs(err.to_string())))?;
     let mut rest = &frame[..];
     while !rest.is_empty() {

@@ -68,6 +68,28 @@ fn len(bytes: Vec<u8>) -> usize {
     bytes.len()
 }
 
+/// In a worker of the serving pool, fans out again: a fleet of its own (over a loopback, with
+/// the default guard of 1) on `check`. What that nested call got, by kind: the guard must stop
+/// it, since the task runs at depth 1 and its fleet would send depth 2.
+#[lambda_parallel]
+fn fan_out_again(x: u64) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime in the worker");
+    runtime.block_on(async {
+        let worker = FleetWorker::new(Pool::new(1).expect("a pool in the worker")).task(check);
+        let fleet = Fleet::builder(Loopback::new(worker))
+            .function("loopback")
+            .build()
+            .expect("a fleet in the worker");
+        match fleet.map_each(check, [x]).await.remove(0) {
+            Ok(value) => format!("ran: {value:?}"),
+            Err(err) => format!("{:?}: {err}", err.kind()),
+        }
+    })
+}
+
 /// What the injecting invoker does to one invocation.
 #[derive(Clone, Debug)]
 enum Fault {
@@ -604,6 +626,21 @@ fn envelopes_deeper_than_the_guard_are_refused() -> Result<(), String> {
     )
 }
 
+fn a_task_that_fans_out_from_its_worker_is_stopped_by_the_guard() -> Result<(), String> {
+    // The depth travels with each batch to the pool worker that runs the task, so a fleet
+    // started there is as deep as its envelope, and a loop of fleets ends at the guard.
+    let worker = worker().task(fan_out_again);
+    let fleet = builder(Faulty::new(worker))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcomes = runtime().block_on(fleet.map_each(fan_out_again, [5]));
+    let nested = outcomes[0].as_ref().map_err(ToString::to_string)?;
+    expect(
+        nested.starts_with("Refused") && nested.contains("depth 2"),
+        format!("the nested fleet got {nested}"),
+    )
+}
+
 fn the_unordered_stream_yields_each_item_once() -> Result<(), String> {
     use std::future::poll_fn;
     use std::pin::Pin;
@@ -750,7 +787,7 @@ fn a_fleet_call_can_be_spawned() -> Result<(), String> {
 fn main() {
     lambda_parallel::init().expect("init runs first thing in main");
     watchdog("fleet", Duration::from_secs(300));
-    let checks: [Check; 16] = [
+    let checks: [Check; 17] = [
         (
             "invocations_in_flight_reach_the_bound_and_never_pass_it",
             invocations_in_flight_reach_the_bound_and_never_pass_it,
@@ -764,6 +801,10 @@ fn main() {
             an_invocation_past_its_timeout_is_retried_only_when_idempotent,
         ),
         ("a_fleet_call_can_be_spawned", a_fleet_call_can_be_spawned),
+        (
+            "a_task_that_fans_out_from_its_worker_is_stopped_by_the_guard",
+            a_task_that_fans_out_from_its_worker_is_stopped_by_the_guard,
+        ),
         (
             "every_outcome_arrives_in_order_and_typed",
             every_outcome_arrives_in_order_and_typed,

@@ -16,16 +16,10 @@ use crate::codec::Codec;
 use crate::func::{self, TaskFn, Wire};
 use crate::pool::Pool;
 
-tokio::task_local! {
-    /// The depth of the envelope that this tokio task is serving: a fleet used within sends
-    /// its own envelopes one deeper. A task-local rather than a global, since one process may
-    /// serve envelopes and call a fleet at the same time (a loopback; Lambda's multi-concurrency).
-    static DEPTH: u32;
-}
-
-/// The depth of the envelope that the current tokio task serves, 0 outside one.
+/// The depth of the envelope that the current tokio task serves, or of the batch this worker
+/// runs, 0 outside one (`worker::fleet_depth`).
 pub(crate) fn current_depth() -> u32 {
-    DEPTH.try_with(|depth| *depth).unwrap_or(0)
+    crate::worker::fleet_depth()
 }
 
 /// Runs one task's items on a pool: decodes each, runs the decoded ones, encodes each outcome.
@@ -124,9 +118,9 @@ impl FleetWorker {
     /// deeper than this are refused, so that a loop of fleets invoking the function they run in
     /// ends.
     ///
-    /// The depth does not reach a task in a pool worker process: workers are forked before
-    /// any envelope arrives, so a fleet called from inside a task starts again from depth 1,
-    /// and this guard does not stop it. Give a task that fans out a fleet of another function.
+    /// The depth reaches the task wherever it runs: each batch carries it to the pool worker
+    /// that runs it (and on to any pool or one-off the task starts), so a fleet that a task
+    /// starts sends its envelopes one deeper than the envelope the task came from.
     #[must_use]
     pub fn max_depth(mut self, depth: u32) -> Self {
         self.max_depth = depth;
@@ -165,7 +159,7 @@ impl FleetWorker {
         }
         let response = match self.accept(event) {
             Ok((served, depth, items)) => {
-                let outcomes = DEPTH
+                let outcomes = crate::worker::SERVED_DEPTH
                     .scope(depth, (served.run)(self.pool.clone(), items))
                     .await;
                 Response {

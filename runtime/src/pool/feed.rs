@@ -114,11 +114,13 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
         let Some(inputs) = &mut self.inputs else {
             return false;
         };
+        let depth = worker::fleet_depth();
         let empty = |first| Batch {
             job,
             first,
             count: 0,
             entry,
+            depth,
             args: Vec::new(),
         };
         let mut tasks = empty(self.next);

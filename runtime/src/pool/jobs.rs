@@ -64,6 +64,8 @@ pub(crate) struct Batch {
     pub(crate) first: usize,
     pub(crate) count: usize,
     pub(crate) entry: Entry,
+    /// The fleet depth its tasks run at: the caller's ([`worker::fleet_depth`]).
+    pub(crate) depth: u32,
     /// Each task's arguments, as `wire::batch::append_args` wrote them.
     pub(crate) args: Vec<u8>,
 }
@@ -83,6 +85,7 @@ impl Batch {
             first: self.first + skip,
             count: self.count - skip,
             entry: self.entry,
+            depth: self.depth,
             args: rest.to_vec(),
         };
         self.args.truncate(self.args.len() - rest.len());
@@ -99,6 +102,10 @@ impl Batch {
 impl Outgoing for Batch {
     fn entry(&self) -> u64 {
         worker::address(self.entry)
+    }
+
+    fn depth(&self) -> u32 {
+        self.depth
     }
 
     fn codec(&self) -> Codec {

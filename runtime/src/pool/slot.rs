@@ -102,6 +102,7 @@ impl Slot {
                 first: 0,
                 count: 1,
                 entry: init.entry,
+                depth: 0,
                 args: init.args.clone(),
             });
             slot.out.push();

@@ -18,6 +18,8 @@ use crate::wire::batch::{self, Request, HEADER_AND_ENTRY_LEN};
 pub(crate) trait Outgoing {
     /// The entry point's address.
     fn entry(&self) -> u64;
+    /// The fleet depth its tasks run at (`wire::batch`).
+    fn depth(&self) -> u32;
     /// The codec of the tasks' arguments, which the request's header names.
     fn codec(&self) -> Codec;
     /// The tasks' arguments.
@@ -105,7 +107,7 @@ impl Outbox {
         let mut headers = [[0; HEADER_AND_ENTRY_LEN]; BATCHES_PER_WRITE];
         for (header, batch) in headers.iter_mut().zip(unsent.clone()) {
             let tag = Request::Batch(batch.codec());
-            *header = batch::header(tag, batch.entry(), batch.args().len());
+            *header = batch::header(tag, batch.entry(), batch.depth(), batch.args().len());
         }
         let mut parts = [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
         let mut used = 0;
@@ -163,6 +165,10 @@ mod tests {
             self.entry
         }
 
+        fn depth(&self) -> u32 {
+            u32::try_from(self.args.len() % 7).unwrap_or(0)
+        }
+
         fn codec(&self) -> Codec {
             Codec::DEFAULT
         }
@@ -206,6 +212,7 @@ mod tests {
         assert_eq!(frames.len(), batches.len());
         for ((tag, payload), batch) in frames.iter().zip(&batches) {
             let mut want = batch.entry.to_le_bytes().to_vec();
+            want.extend_from_slice(&batch.depth().to_le_bytes());
             want.extend_from_slice(&batch.args);
             let tag_and_len = (Request::Batch(Codec::DEFAULT), want.len());
             assert_eq!((*tag, payload.len()), tag_and_len);

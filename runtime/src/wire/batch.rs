@@ -3,7 +3,8 @@
 //!
 //! A request frame's payload is the address of the batch's entry point (a little-endian `u64`:
 //! the worker runs the function at that address in its copy of the program, see
-//! `worker::task::Entry`) followed by each task's arguments, as a `u32` length and the encoded
+//! `worker::task::Entry`), the fleet depth its tasks run at (a little-endian `u32`, 0 outside a
+//! fleet: see `worker::fleet_depth`), then each task's arguments, as a `u32` length and the encoded
 //! bytes, so that a worker that cannot decode one task's arguments can still skip to the next.
 //! The frame's codec byte is the codec of every task's arguments in it, the batch's function's.
 
@@ -46,16 +47,23 @@ impl Tag for Request {
     }
 }
 
-/// The length of a request frame's header and the entry address that starts its payload.
-pub(crate) const HEADER_AND_ENTRY_LEN: usize = HEADER_LEN + 8;
+/// The length of a request frame's header and the entry address and depth that start its
+/// payload.
+pub(crate) const HEADER_AND_ENTRY_LEN: usize = HEADER_LEN + 12;
 
 /// What precedes a batch's arguments on the wire: the same bytes as [`frame::begin`], the
-/// entry's address and [`frame::finish`] would write, so that the arguments can be sent from
-/// where they are.
-pub(crate) fn header(tag: Request, entry: u64, args_len: usize) -> [u8; HEADER_AND_ENTRY_LEN] {
+/// entry's address, the depth and [`frame::finish`] would write, so that the arguments can be
+/// sent from where they are.
+pub(crate) fn header(
+    tag: Request,
+    entry: u64,
+    depth: u32,
+    args_len: usize,
+) -> [u8; HEADER_AND_ENTRY_LEN] {
     let mut header = [0; HEADER_AND_ENTRY_LEN];
-    header[..HEADER_LEN].copy_from_slice(&frame::header(tag, 8 + args_len as u64));
-    header[HEADER_LEN..].copy_from_slice(&entry.to_le_bytes());
+    header[..HEADER_LEN].copy_from_slice(&frame::header(tag, 12 + args_len as u64));
+    header[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&entry.to_le_bytes());
+    header[HEADER_LEN + 8..].copy_from_slice(&depth.to_le_bytes());
     header
 }
 
@@ -67,19 +75,25 @@ pub(crate) fn header(tag: Request, entry: u64, args_len: usize) -> [u8; HEADER_A
 /// When the arguments cannot be encoded.
 pub(crate) fn once<Args: Wire>(
     entry: u64,
+    depth: u32,
     codec: Codec,
     args: &Args,
 ) -> Result<Vec<u8>, CodecError> {
-    let mut frame = header(Request::Once(codec), entry, 0).to_vec();
+    let mut frame = header(Request::Once(codec), entry, depth, 0).to_vec();
     append_args(codec, args, &mut frame)?;
     frame::finish(&mut frame, 0);
     Ok(frame)
 }
 
-/// Splits a request's payload into the entry address and the tasks' arguments.
-pub(crate) fn parse(payload: &[u8]) -> Option<(u64, &[u8])> {
-    let (entry, tasks) = payload.split_first_chunk::<8>()?;
-    Some((u64::from_le_bytes(*entry), tasks))
+/// Splits a request's payload into the entry address, the depth and the tasks' arguments.
+pub(crate) fn parse(payload: &[u8]) -> Option<(u64, u32, &[u8])> {
+    let (entry, rest) = payload.split_first_chunk::<8>()?;
+    let (depth, tasks) = rest.split_first_chunk::<4>()?;
+    Some((
+        u64::from_le_bytes(*entry),
+        u32::from_le_bytes(*depth),
+        tasks,
+    ))
 }
 
 /// Appends one task's arguments, encoded in `codec`, to a batch.
@@ -122,20 +136,21 @@ mod tests {
         let mut buf = Vec::new();
         let start = frame::begin(&mut buf, Request::Batch(Codec::DEFAULT));
         buf.extend_from_slice(&0x0123_4567_89ab_cdef_u64.to_le_bytes());
+        buf.extend_from_slice(&3_u32.to_le_bytes());
         buf.extend_from_slice(b"args");
         frame::finish(&mut buf, start);
-        let header = header(Request::Batch(Codec::DEFAULT), 0x0123_4567_89ab_cdef, 4);
+        let header = header(Request::Batch(Codec::DEFAULT), 0x0123_4567_89ab_cdef, 3, 4);
         assert_eq!(buf[..HEADER_AND_ENTRY_LEN], header);
     }
 
     #[test]
     fn a_once_frame_holds_its_one_task() {
-        let frame = once(42, Codec::DEFAULT, &(7_u32, String::from("x"))).unwrap();
+        let frame = once(42, 2, Codec::DEFAULT, &(7_u32, String::from("x"))).unwrap();
         let reader = frame::FrameReader::<Request>::from_bytes(frame);
         let (tag, payload) = reader.frame().unwrap().unwrap();
         assert_eq!(tag, Request::Once(Codec::DEFAULT));
-        let (entry, tasks) = parse(payload).unwrap();
-        assert_eq!(entry, 42);
+        let (entry, depth, tasks) = parse(payload).unwrap();
+        assert_eq!((entry, depth), (42, 2));
         let (args, rest) = split_args(tasks).unwrap();
         assert!(rest.is_empty());
         let decoded: (u32, String) = Codec::DEFAULT.decode(args).unwrap();

@@ -12,6 +12,7 @@ mod task;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 pub(crate) use self::panic::install_panic_hook;
@@ -30,6 +31,33 @@ const EXIT_UNDELIVERED: i32 = 70;
 
 /// The exit code of a worker that received something other than a request.
 const EXIT_PROTOCOL: i32 = 71;
+
+/// How deep in a fleet (`fleet/`) this worker's current batch runs: the depth its caller ran
+/// at, which every request carries (`wire::batch`), so that a fleet started by a task in a
+/// worker process is as deep as the envelope that task came from. 0 outside a fleet.
+static BATCH_DEPTH: AtomicU32 = AtomicU32::new(0);
+
+#[cfg(feature = "fleet")]
+tokio::task_local! {
+    /// The depth of the envelope that this tokio task serves (`fleet::FleetWorker`).
+    pub(crate) static SERVED_DEPTH: u32;
+}
+
+/// How deep in a fleet the calling code runs: the envelope its tokio task serves, or, in a
+/// worker process, the batch it runs (whichever is deeper); 0 outside a fleet. What a pool or
+/// a one-off started here passes on to its workers.
+pub(crate) fn fleet_depth() -> u32 {
+    #[cfg(feature = "fleet")]
+    let served = SERVED_DEPTH.try_with(|depth| *depth).unwrap_or(0);
+    #[cfg(not(feature = "fleet"))]
+    let served = 0;
+    served.max(BATCH_DEPTH.load(Ordering::Relaxed))
+}
+
+/// In a worker: the depth of the batch it is about to run.
+pub(crate) fn set_fleet_depth(depth: u32) {
+    BATCH_DEPTH.store(depth, Ordering::Relaxed);
+}
 
 /// How a worker ends when its caller does, busy or idle.
 #[derive(Clone, Copy, Debug)]
@@ -116,9 +144,10 @@ pub(crate) fn serve(
         loop {
             match reader.frame() {
                 Ok(Some((tag, payload))) => {
-                    let Some((entry, tasks)) = batch::parse(payload) else {
+                    let Some((entry, depth, tasks)) = batch::parse(payload) else {
                         return EXIT_PROTOCOL;
                     };
+                    set_fleet_depth(depth);
                     let Ok(entry) = usize::try_from(entry) else {
                         return EXIT_PROTOCOL;
                     };
