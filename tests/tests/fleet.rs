@@ -641,6 +641,39 @@ fn a_task_that_fans_out_from_its_worker_is_stopped_by_the_guard() -> Result<(), 
     )
 }
 
+fn a_batch_processor_runs_its_records_across_a_fleet() -> Result<(), String> {
+    use aws_lambda_events::sqs::SqsEvent;
+    use lambda_parallel::lambda::{self, BatchProcessor};
+    use lambda_runtime::{Context, LambdaEvent};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    // The same outcomes as on a pool: a value, the function's own Err, a panic.
+    let fleet = builder(Faulty::new(worker()))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let processor = BatchProcessor::with_fleet(fleet);
+    let record = |id: &str, body: &str| json!({"messageId": id, "body": body, "eventSourceARN": "arn:aws:sqs:us-east-1:1:jobs"});
+    let event: SqsEvent = serde_json::from_value(json!({"Records": [
+        record("m1", "1"), record("m2", "13"), record("m3", "42"), record("m4", "4"),
+    ]}))
+    .map_err(|e| e.to_string())?;
+    let mut context = Context::default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    context.deadline = u64::try_from(now.as_millis()).map_err(|e| e.to_string())? + 60_000;
+    let response = runtime()
+        .block_on(processor.sqs(LambdaEvent::new(event, context), lambda::json, check))
+        .map_err(|e| e.to_string())?;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.clone())
+        .collect();
+    expect(processor.pool().is_none(), "a fleet processor has no pool")?;
+    expect(failed == ["m2", "m3"], format!("{failed:?}"))
+}
+
 fn the_unordered_stream_yields_each_item_once() -> Result<(), String> {
     use std::future::poll_fn;
     use std::pin::Pin;
@@ -787,7 +820,7 @@ fn a_fleet_call_can_be_spawned() -> Result<(), String> {
 fn main() {
     lambda_parallel::init().expect("init runs first thing in main");
     watchdog("fleet", Duration::from_secs(300));
-    let checks: [Check; 17] = [
+    let checks: [Check; 18] = [
         (
             "invocations_in_flight_reach_the_bound_and_never_pass_it",
             invocations_in_flight_reach_the_bound_and_never_pass_it,
@@ -801,6 +834,10 @@ fn main() {
             an_invocation_past_its_timeout_is_retried_only_when_idempotent,
         ),
         ("a_fleet_call_can_be_spawned", a_fleet_call_can_be_spawned),
+        (
+            "a_batch_processor_runs_its_records_across_a_fleet",
+            a_batch_processor_runs_its_records_across_a_fleet,
+        ),
         (
             "a_task_that_fans_out_from_its_worker_is_stopped_by_the_guard",
             a_task_that_fans_out_from_its_worker_is_stopped_by_the_guard,

@@ -487,7 +487,7 @@ fn deadline_fails_late_records_and_kills_their_workers() -> Result<(), String> {
         })
     };
     take_logs();
-    let before = processor.pool().pids();
+    let before = processor.pool().expect("a pool processor").pids();
     let event = LambdaEvent::new(event, context(Some(Duration::from_secs(3))));
     let response = block_on(processor.sqs(event, decode, handle)).map_err(|err| err.to_string())?;
     expect(
@@ -499,7 +499,7 @@ fn deadline_fails_late_records_and_kills_their_workers() -> Result<(), String> {
         logs.contains("timeout=true"),
         format!("no timeout in:\n{logs}"),
     )?;
-    let after = processor.pool().pids();
+    let after = processor.pool().expect("a pool processor").pids();
     let killed = before.iter().filter(|pid| !after.contains(pid)).count();
     expect(
         killed == 1,
@@ -643,7 +643,7 @@ fn unencodable_input_fails_its_record_alone() -> Result<(), String> {
 
 fn closed_pool_fails_every_record_unrun() -> Result<(), String> {
     let processor = processor().raise_on_entire_batch_failure(false);
-    processor.pool().close();
+    processor.pool().expect("a pool processor").close();
     let event = LambdaEvent::new(sqs_orders(&["ok", "ok"]), context(None));
     take_logs();
     let response = block_on(processor.sqs(event, lambda::json, handle_order));

@@ -15,6 +15,25 @@ use crate::func::{self, TaskFn, Wire};
 use crate::pool::Pool;
 use crate::wire::batch;
 
+/// Where a processor's records run: a pool here, or a fleet of invocations (the `fleet`
+/// feature), whose outcomes are the same.
+#[derive(Clone)]
+pub(crate) enum Runner {
+    Pool(Pool),
+    #[cfg(feature = "fleet")]
+    Fleet(crate::fleet::Fleet),
+}
+
+impl fmt::Debug for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Runner::Pool(pool) => f.debug_tuple("Pool").field(pool).finish(),
+            #[cfg(feature = "fleet")]
+            Runner::Fleet(_) => f.write_str("Fleet"),
+        }
+    }
+}
+
 /// The options of a [`BatchProcessor`](super::BatchProcessor).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Settings {
@@ -100,7 +119,7 @@ impl From<BatchError> for lambda_runtime::Diagnostic {
 ///
 /// [`BatchError`] when every record failed and the settings say to raise.
 pub(crate) async fn run<F, A, R>(
-    pool: &Pool,
+    runner: &Runner,
     calls: &tokio::sync::Mutex<()>,
     settings: Settings,
     context: &Context,
@@ -117,7 +136,7 @@ where
         // Another call's deadline would be lifted, or moved, under this one's records.
         let _alone = calls.lock().await;
         let deadline = deadline(context, settings.margin);
-        rounds(pool, settings, deadline, f, records).await
+        rounds(runner, settings, deadline, f, records).await
     };
     let worker = std::any::type_name::<F>();
     let mut failed = Vec::new();
@@ -149,7 +168,7 @@ struct Lane {
 /// after the other, in order, one a round, beside the other groups' messages; after a failure,
 /// the rest of the group (or, unless `skip_group_on_error`, of every group) fails unrun.
 async fn rounds<F, A, R>(
-    pool: &Pool,
+    runner: &Runner,
     settings: Settings,
     deadline: Option<Instant>,
     f: F,
@@ -184,7 +203,7 @@ where
                 None => unreachable!("each record is taken from its lane once"),
             }
         }
-        let outcomes = run_wave(pool, deadline, f, wave).await;
+        let outcomes = run_wave(runner, deadline, f, wave).await;
         for ((index, group), outcome) in indices.into_iter().zip(outcomes) {
             let failure = match outcome {
                 Ok(value) => value.failure().map(Failure::Returned),
@@ -222,7 +241,7 @@ where
 /// is cheap beside an invocation (Lambda's payloads are 6 MB at most). Should the pool still
 /// refuse the round (it was closed), its records fail unrun.
 async fn run_wave<F, A, R>(
-    pool: &Pool,
+    runner: &Runner,
     deadline: Option<Instant>,
     f: F,
     inputs: Vec<A>,
@@ -252,17 +271,33 @@ where
         }
     }
     if !sent.is_empty() {
-        let _deadline = Deadline::set(pool, deadline);
-        match pool.map_async(f, sent) {
-            Ok(call) => {
-                for (index, outcome) in positions.into_iter().zip(call.each().await) {
-                    outcomes[index] = Some(outcome.map_err(Failure::Worker));
+        match runner {
+            Runner::Pool(pool) => {
+                let _deadline = Deadline::set(pool, deadline);
+                match pool.map_async(f, sent) {
+                    Ok(call) => {
+                        for (index, outcome) in positions.into_iter().zip(call.each().await) {
+                            outcomes[index] = Some(outcome.map_err(Failure::Worker));
+                        }
+                    }
+                    Err(err) => {
+                        let why = format!("not run: the pool refused the round: {err}");
+                        for index in positions {
+                            outcomes[index] = Some(Err(Failure::NotRun(why.clone())));
+                        }
+                    }
                 }
             }
-            Err(err) => {
-                let why = format!("not run: the pool refused the round: {err}");
-                for index in positions {
-                    outcomes[index] = Some(Err(Failure::NotRun(why.clone())));
+            #[cfg(feature = "fleet")]
+            Runner::Fleet(fleet) => {
+                // The fleet's own deadline bounds every invocation; what it has not sent by
+                // then fails as not attempted.
+                let done = match deadline {
+                    Some(deadline) => fleet.with_deadline(deadline).map_each(f, sent).await,
+                    None => fleet.map_each(f, sent).await,
+                };
+                for (index, outcome) in positions.into_iter().zip(done) {
+                    outcomes[index] = Some(outcome.map_err(Failure::Worker));
                 }
             }
         }

@@ -108,7 +108,7 @@ use crate::pool::Pool;
 /// unkilled, as with any awaited pool call.
 #[derive(Clone, Debug)]
 pub struct BatchProcessor {
-    pool: Pool,
+    runner: batch::Runner,
     /// Held for the length of a call: the pool's deadline is that call's alone.
     calls: Arc<tokio::sync::Mutex<()>>,
     settings: Settings,
@@ -119,8 +119,22 @@ impl BatchProcessor {
     /// failed, and skipping only the failed message's group of an SQS FIFO batch.
     #[must_use]
     pub fn new(pool: Pool) -> Self {
+        BatchProcessor::on(batch::Runner::Pool(pool))
+    }
+
+    /// A processor whose records run across a [`Fleet`](crate::fleet::Fleet) of invocations
+    /// rather than on this environment's pool (the `fleet` feature), with the same defaults as
+    /// [`new`](BatchProcessor::new): each record's outcome comes back as a pool's would, and
+    /// the invocation's deadline, less the margin, bounds the fleet's call.
+    #[cfg(feature = "fleet")]
+    #[must_use]
+    pub fn with_fleet(fleet: crate::fleet::Fleet) -> Self {
+        BatchProcessor::on(batch::Runner::Fleet(fleet))
+    }
+
+    fn on(runner: batch::Runner) -> Self {
         BatchProcessor {
-            pool,
+            runner,
             calls: Arc::default(),
             settings: Settings {
                 margin: Duration::from_millis(500),
@@ -156,10 +170,14 @@ impl BatchProcessor {
         self
     }
 
-    /// The pool the records run on.
+    /// The pool the records run on; `None` for a processor on a fleet.
     #[must_use]
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    pub fn pool(&self) -> Option<&Pool> {
+        match &self.runner {
+            batch::Runner::Pool(pool) => Some(pool),
+            #[cfg(feature = "fleet")]
+            batch::Runner::Fleet(_) => None,
+        }
     }
 
     /// Processes an SQS batch, each message's input decoded by `decode` and run through `f`;
@@ -274,7 +292,15 @@ impl BatchProcessor {
         A: Wire,
         R: Wire + RecordOutcome,
     {
-        batch::run(&self.pool, &self.calls, self.settings, context, f, records).await
+        batch::run(
+            &self.runner,
+            &self.calls,
+            self.settings,
+            context,
+            f,
+            records,
+        )
+        .await
     }
 }
 

@@ -162,7 +162,7 @@ async fn records_still_running_at_the_deadline_fail_and_the_answer_comes_in_time
     );
     assert_eq!(failed_ids(&response), ["slow"]);
     // The pool is whole again, and has no deadline left over.
-    let pool = processor.pool();
+    let pool = processor.pool().expect("a processor on a pool");
     assert_eq!(pool.pids().len(), 2);
     assert_eq!(
         pool.apply(
