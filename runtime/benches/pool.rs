@@ -34,6 +34,7 @@
 //! | W5 | one-off `spawn(..).join()` of a trivial `#[lambda_parallel]` fn, µs | `raw fork`: pipe, fork, the child writes 8 bytes, read, `waitpid` |
 //! | W5b | W5 while the parent has 1 GiB of touched heap, ms | `raw fork` from that parent |
 //! | W6 | USS (private memory) of each idle worker of a fresh 2-worker pool, MiB; the parent's peak RSS during W2, MiB | a raw forked child's USS; the 64 MiB of task data in flight |
+//! | W7 | an `SqsEvent` of 1,000 records with 1 KiB JSON bodies, each parsed and its password hashed (PBKDF2, 1,000 rounds), through `lambda::BatchProcessor` on 2 workers, records/s; needs `--features lambda` (else its rows say so) | `serial` and `threads` (rayon, 2): the same parse and hash, and the response |
 //! | W8 | W1 and W2 in the default codec (a plain fn) and in `codec = bincode` (`f::TASK`), interleaved on one pool; needs `--features bincode` (else its rows say so) | the same workload in bincode |
 //!
 //! Peers, after our workloads, when `python3` is present: `benches/peers/peers.py` runs W1–W4
@@ -63,7 +64,7 @@ use std::time::Instant;
 
 use crate::support::peers::Peers;
 use crate::support::report::{self, Row};
-use crate::workloads::{codec, cpu, large, processes, tiny};
+use crate::workloads::{batch, codec, cpu, large, processes, tiny};
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -158,7 +159,7 @@ fn main() -> Result<()> {
     let mut rows = Vec::new();
     // Process start-up and memory first, while this process is small: the time of a fork grows
     // with the parent's resident memory. The 1 GiB parent last, so that it slows nothing else.
-    let workloads: [(&str, Workload); 9] = [
+    let workloads: [(&str, Workload); 10] = [
         ("W4", processes::w4_pool_lifetime),
         ("W5", processes::w5_spawn),
         ("W6", large::w6_memory),
@@ -166,6 +167,7 @@ fn main() -> Result<()> {
         ("W2", large::w2_throughput),
         ("W1", tiny::w1_map),
         ("W8", codec::w8_codecs),
+        ("W7", batch::w7_lambda_batch),
         ("W3", cpu::w3_pbkdf2),
         ("W5b", processes::w5b_spawn_big_parent),
     ];

@@ -1,4 +1,4 @@
-"""The peers of `cargo bench --bench pool`: W1-W4 of shared/BENCHMARKS.md in Python.
+"""The peers of `cargo bench --bench pool`: W1-W4 and W7 of shared/BENCHMARKS.md in Python.
 
 Runs each workload on Python's `multiprocessing.Pool` and on `lambda_multiprocessing.Pool`
 (1.1), two processes each, repetitions of the two peers interleaved so that the machine's noise
@@ -13,7 +13,7 @@ over) and one {"python": ..., "lambda_multiprocessing": ...} line of versions. A
 cannot run a workload gets an `error` line instead of samples; the script itself always ends
 with status 0 once its arguments are understood.
 
-    python3 peers.py [--quick] [W1 W1b W2 W3 W4]
+    python3 peers.py [--quick] [W1 W1b W2 W3 W4 W7]
 """
 
 import hashlib
@@ -44,7 +44,9 @@ W3_PASSWORDS = 200
 W3_ROUNDS = 10_000
 
 # Repetitions when full (the benchmark's own are higher; Python's W3 alone takes seconds).
-REPS = {"W1": 11, "W1b": 11, "W2": 11, "W3": 5, "W4": 21}
+REPS = {"W1": 11, "W1b": 11, "W2": 11, "W3": 5, "W4": 21, "W7": 7}
+W7_RECORDS = 1_000
+W7_ROUNDS = 1_000
 
 
 def square(x):
@@ -57,6 +59,36 @@ def echo(value):
 
 def hash_password(password):
     return hashlib.pbkdf2_hmac("sha256", password.encode(), b"lambda-parallel", W3_ROUNDS, 32)
+
+
+def w7_body(i):
+    """Record i's body, as runtime/benches/workloads/batch.rs builds it: about 1 KiB of JSON."""
+    padding = "x" * 880
+    return (f'{{"password":"correct horse {i}","salt":"salt-{i}","profile":{{"id":{i},'
+            f'"name":"user {i}","tags":["a","b","c"],"bio":"{padding}"}}}}')
+
+
+def w7_record(body):
+    """One SQS record's work: its JSON body parsed, its password hashed; None or why it failed."""
+    try:
+        sign_up = json.loads(body)
+        hashlib.pbkdf2_hmac("sha256", sign_up["password"].encode(), sign_up["salt"].encode(),
+                            W7_ROUNDS, 32)
+        return None
+    except Exception as err:  # A record's failure is its own, as in a partial batch response.
+        return repr(err)
+
+
+def w7(pool, _peer):
+    """An SQS event of 1,000 records through the pool, answered with the partial batch
+    response (its batchItemFailures): records/s."""
+    event = {"Records": [{"messageId": f"m{i}", "body": w7_body(i)} for i in range(W7_RECORDS)]}
+    bodies = [record["body"] for record in event["Records"]]
+    secs, failures = clock(lambda: pool.map(w7_record, bodies))
+    response = {"batchItemFailures": [{"itemIdentifier": event["Records"][i]["messageId"]}
+                                      for i, failure in enumerate(failures) if failure]}
+    check(not response["batchItemFailures"], "W7")
+    return W7_RECORDS / secs
 
 
 def payload():
@@ -122,6 +154,7 @@ ON_A_POOL = {
     "W1": ("ns/task", w1),
     "W1b": ("µs/round trip", w1b),
     "W2": ("MiB/s", w2),
+    "W7": ("records/s", w7),
 }
 
 
@@ -233,7 +266,7 @@ def main(args):
     except importlib.metadata.PackageNotFoundError:
         version = None
     emit({"python": platform.python_version(), "lambda_multiprocessing": version})
-    for workload in ["W4", "W1b", "W2", "W1", "W3"]:
+    for workload in ["W4", "W1b", "W2", "W1", "W3", "W7"]:
         if wanted and workload.lower() not in wanted:
             continue
         full = REPS[workload]

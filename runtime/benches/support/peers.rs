@@ -1,4 +1,4 @@
-//! The peers: Python's `multiprocessing.Pool` and `lambda_multiprocessing.Pool` 1.1 on W1–W4,
+//! The peers: Python's `multiprocessing.Pool` and `lambda_multiprocessing.Pool` 1.1 on W1–W4 and W7,
 //! run by `benches/peers/peers.py` in a virtual environment that this module creates under
 //! `target/` on first use, and their rows of the table, next to ours.
 //!
@@ -18,7 +18,7 @@ use crate::Config;
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/peers.py");
 const PACKAGE: &str = "lambda-multiprocessing==1.1";
 /// The workloads the peer script runs.
-const WORKLOADS: [&str; 5] = ["W1", "W1b", "W2", "W3", "W4"];
+const WORKLOADS: [&str; 6] = ["W1", "W1b", "W2", "W3", "W4", "W7"];
 /// The peers, in the order of their rows.
 const PEERS: [&str; 2] = ["multiprocessing", "lambda_multiprocessing"];
 

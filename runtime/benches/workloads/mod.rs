@@ -1,5 +1,6 @@
 //! The workloads, one module a group; each returns its rows of the table.
 
+pub(crate) mod batch;
 pub(crate) mod codec;
 pub(crate) mod cpu;
 pub(crate) mod large;
