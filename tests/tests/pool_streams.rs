@@ -95,7 +95,9 @@ fn an_unordered_stream_hands_out_what_it_feeds() {
 #[test]
 fn tasks_put_back_after_a_crash_go_out_to_the_new_worker() {
     // One worker, chunks of one: the worker holds two batches when it aborts on the first, so
-    // the second goes back to the queue, for the worker that replaces it.
+    // the second goes back to the queue, for the worker that replaces it. (This one passed
+    // before the fix too: the crash's two signals, the pipe's end and the pidfd, come in two
+    // steps, and the second hands the batch out. The retired worker below has no such luck.)
     let runtime = runtime();
     let pool = Pool::builder().workers(1).chunk_size(1).build().unwrap();
     for round in 0..20 {

@@ -385,13 +385,13 @@ impl<I: Iterator<Item = A>, A: Wire, R: Wire> Imap<I, R> {
         &mut self,
         ordered: bool,
     ) -> Result<(usize, Result<R, Error>), (bool, u64)> {
-        if self.feed.next < self.yielded + self.window {
+        while self.feed.next < self.yielded + self.window && self.shared.wants_more(self.job) {
+            // Once a batch, not once an outcome: it reads the clock.
             self.adapt();
+            if !self.feed.feed(&self.shared) {
+                break;
+            }
         }
-        while self.feed.next < self.yielded + self.window
-            && self.shared.wants_more(self.job)
-            && self.feed.feed(&self.shared)
-        {}
         let mut state = self.shared.state();
         let taken = if ordered {
             state.jobs.take_next(self.job)
