@@ -41,7 +41,7 @@ use super::slot::{self, linger, Initializer, Slot};
 use crate::error::ErrorKind;
 use crate::proc::held::Kept;
 use crate::sys;
-use crate::transport::ring::{self, LINGER};
+use crate::transport::ring::{self, LINGER, QUICK};
 use crate::wire::frame::{FrameReader, Payload};
 use crate::wire::outcome::Status;
 use crate::worker;
@@ -150,8 +150,8 @@ struct Engine {
     slots: Vec<Slot>,
     /// Scratch space for `poll`.
     ready: Vec<bool>,
-    /// Whether outcomes have lately come within [`LINGER`] of a wait: then the next wait spins
-    /// for that long before it sleeps. Never on a single CPU, where the spin would only keep
+    /// Whether outcomes have lately come within [`QUICK`] of a wait: then the next wait spins
+    /// for [`LINGER`] before it sleeps. Never on a single CPU, where the spin would only keep
     /// the worker it waits for from running.
     lingering: bool,
     /// Keeps the epoll set out of every worker (before `watch`: it must go first).
@@ -879,7 +879,7 @@ impl Engine {
             .split_last()
             .is_some_and(|(_, slots)| slots.contains(&true));
         if sleeping && !waiting && busy && news {
-            self.lingering = slept.elapsed() < LINGER && ring::may_spin();
+            self.lingering = slept.elapsed() < QUICK && ring::may_spin();
         }
         drop(fds);
         if sleeping {

@@ -42,6 +42,13 @@ pub(crate) const CAPACITY: usize = 256 << 10;
 /// a wake-up cost together.
 pub(crate) const LINGER: Duration = Duration::from_micros(20);
 
+/// A sleep shorter than this still counts as a quick answer, one that a spin of [`LINGER`] would
+/// have caught: the sleep's own wake-up is in it, and on a virtual machine a wake-up alone can
+/// take longer than `LINGER` (20-40 µs a hop has been seen). Without this slack, one spin that
+/// misses (the other end was preempted, say) would make every later wait a sleep, each too slow
+/// to count as quick again.
+pub(crate) const QUICK: Duration = Duration::from_micros(100);
+
 /// Whether spinning ([`LINGER`]) can pay here: not on a single CPU, where the spinner only keeps
 /// the process it waits for from running. Worked out once per process, without a lock (a lock
 /// held by another thread at a fork would stay held in the child), and inherited by forks: the

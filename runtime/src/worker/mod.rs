@@ -21,7 +21,7 @@ use crate::func::TaskFn;
 use crate::func::Wire;
 use crate::sys::{self, Pid};
 use crate::transport::channel::Sender;
-use crate::transport::ring::{self, LINGER};
+use crate::transport::ring::{self, LINGER, QUICK};
 use crate::wire::batch::{self, Request};
 use crate::wire::frame::{Fill, FrameReader};
 
@@ -178,8 +178,8 @@ pub(crate) fn serve(
 /// How a worker waited for its last requests, to choose how to wait for the next.
 #[derive(Default)]
 struct Idle {
-    /// Whether requests have lately come within [`LINGER`] of the worker's asking: then it
-    /// watches for the next in shared memory for that long before it sleeps in `read`.
+    /// Whether requests have lately come within [`QUICK`] of the worker's asking: then it
+    /// watches for the next in shared memory for [`LINGER`] before it sleeps in `read`.
     lingering: bool,
     /// The ring's `posted` count just after the worker last read its pipe.
     seen: u32,
@@ -202,7 +202,7 @@ fn fill(
     let asked = Instant::now();
     let filled = reader.fill(requests);
     if !idle.lingering {
-        idle.lingering = asked.elapsed() < LINGER && ring::may_spin();
+        idle.lingering = asked.elapsed() < QUICK && ring::may_spin();
     }
     // What was posted so far has been read, or is about to be: wait for what comes next. (A
     // post that lands just after this read counts as new: one spin then ends early, and the
