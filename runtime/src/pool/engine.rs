@@ -60,7 +60,7 @@ pub(crate) struct Settings {
 
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
 /// the parent between two batches.
-const BATCHES_PER_WORKER: usize = 2;
+pub(super) const BATCHES_PER_WORKER: usize = 2;
 
 /// The engine and its books, as a pool and the handles of its calls share them.
 #[derive(Debug)]

@@ -18,6 +18,10 @@ const BATCH_BYTES: usize = 1 << 20;
 /// The largest automatic batch, in tasks.
 const MAX_AUTO_CHUNK: usize = 1 << 14;
 
+/// How much smaller than its first batches a call's last automatic batches may get: see
+/// [`Guide`].
+const GUIDED_SHRINK: usize = 16;
+
 /// The tasks per batch of a call whose input's length hint is `hint`.
 pub(super) fn chunk_for(settings: &Settings, hint: (usize, Option<usize>)) -> usize {
     if let Some(chunk) = settings.chunk_size {
@@ -46,11 +50,40 @@ pub(super) fn decode<R: Wire>(
     result.map_err(|kind| Error::new(name, kind).with_task(index))
 }
 
+/// Shrinks a call's automatic batches as its inputs run out ("guided" scheduling), so that
+/// its workers finish together.
+///
+/// A worker holds the batch it runs and the next one ([`BATCHES_PER_WORKER`]), so with batches
+/// of a fixed size a call can end with one worker idle while another still has two batches to
+/// go: an eighth of the call, at the default size of a quarter of the inputs over the workers.
+/// Each batch is instead a quarter of what is left over the workers, never below the first
+/// batch's size over [`GUIDED_SHRINK`] (so that tiny tasks still go in batches big enough to
+/// keep the workers fed), and never above it. Only for a call whose length is known and whose
+/// batch size the user did not choose.
+///
+/// [`BATCHES_PER_WORKER`]: super::engine::BATCHES_PER_WORKER
+#[derive(Clone, Copy, Debug)]
+struct Guide {
+    workers: usize,
+    floor: usize,
+    ceiling: usize,
+}
+
+impl Guide {
+    /// The next batch's size, with `left` inputs to go.
+    fn chunk(self, left: usize) -> usize {
+        left.div_ceil(4 * self.workers)
+            .clamp(self.floor, self.ceiling)
+    }
+}
+
 /// Encodes inputs into batches and submits them.
 pub(super) struct Feed<I> {
     job: JobId,
     entry: Entry,
     chunk: usize,
+    /// Set when the batches shrink as the inputs run out; see [`Guide`].
+    guide: Option<Guide>,
     inputs: Option<I>,
     /// The index of the next input.
     pub(super) next: usize,
@@ -68,14 +101,25 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
         ordered: bool,
         chunk: Option<usize>,
     ) -> Result<Self, I> {
-        let chunk = chunk.unwrap_or_else(|| chunk_for(shared.settings(), inputs.size_hint()));
+        let settings = shared.settings();
+        let hint = inputs.size_hint();
+        let guided = chunk.is_none() && settings.chunk_size.is_none() && hint.1 == Some(hint.0);
+        let chunk = chunk.unwrap_or_else(|| chunk_for(settings, hint));
         let mut state = shared.state();
         if state.is_closed() {
             return Err(inputs);
         }
         let job = state.jobs.new_job(ordered);
         drop(state);
-        Ok(Feed::new(job, worker::entry::<F, Args, R>(), chunk, inputs))
+        let mut feed = Feed::new(job, worker::entry::<F, Args, R>(), chunk, inputs);
+        if guided {
+            feed.guide = Some(Guide {
+                workers: settings.workers.max(1),
+                floor: chunk.div_ceil(GUIDED_SHRINK),
+                ceiling: chunk,
+            });
+        }
+        Ok(feed)
     }
 
     pub(super) fn new(job: JobId, entry: Entry, chunk: usize, inputs: I) -> Self {
@@ -83,6 +127,7 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
             job,
             entry,
             chunk,
+            guide: None,
             inputs: Some(inputs),
             next: 0,
             encode_failure: None,
@@ -123,6 +168,10 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
             depth,
             args: Vec::new(),
         };
+        if let Some(guide) = self.guide {
+            // The inputs' hint, exact at the start, stays exact as they are taken.
+            self.chunk = guide.chunk(inputs.size_hint().0);
+        }
         let mut tasks = empty(self.next);
         let mut exhausted = false;
         // What goes to the books, once the lock is taken: the batch, split where a task's
@@ -167,5 +216,45 @@ impl<I: Iterator<Item = Args>, Args: Wire> Feed<I> {
             self.inputs = None;
         }
         !exhausted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sizes of the batches a guided call of `inputs` tasks on `workers` makes.
+    fn guided(inputs: usize, workers: usize) -> Vec<usize> {
+        let ceiling = inputs.div_ceil(4 * workers);
+        let guide = Guide {
+            workers,
+            floor: ceiling.div_ceil(GUIDED_SHRINK),
+            ceiling,
+        };
+        let (mut left, mut sizes) = (inputs, Vec::new());
+        while left > 0 {
+            let chunk = guide.chunk(left).min(left);
+            sizes.push(chunk);
+            left -= chunk;
+        }
+        sizes
+    }
+
+    #[test]
+    fn guided_batches_shrink_to_a_floor_and_cover_every_input() {
+        let sizes = guided(1_000, 2);
+        assert_eq!(sizes.iter().sum::<usize>(), 1_000);
+        assert_eq!(sizes[0], 125);
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        // The last batches are the floor, a sixteenth of the first: what one worker can be
+        // left holding (two of them) while the other has run out is 16 tasks, not 250.
+        assert_eq!(sizes[sizes.len() - 2], 8, "{sizes:?}");
+        assert!(sizes.len() < 60, "{} batches", sizes.len());
+    }
+
+    #[test]
+    fn guided_batches_of_tiny_inputs_are_single_tasks() {
+        assert_eq!(guided(3, 2), [1, 1, 1]);
+        assert_eq!(guided(1, 4), [1]);
     }
 }

@@ -634,10 +634,12 @@ impl PoolBuilder {
     }
 
     /// Sends tasks to workers in batches of `tasks` (`chunksize`), fewer where a batch would
-    /// exceed 1 MiB of arguments. By default a call whose input has a known length splits it
-    /// into about four batches per worker (as `multiprocessing.Pool.map` does), one of
-    /// unknown length goes one task at a time, and a stream ([`Pool::imap`]) sizes its
-    /// batches by the rate at which its outcomes come.
+    /// exceed 1 MiB of arguments. By default a call whose input has a known length starts
+    /// with batches of a quarter of it over the workers (as `multiprocessing.Pool.map` does)
+    /// and makes each later batch a quarter of what is left over the workers, down to a
+    /// sixteenth of the first, so that the workers finish together; one of unknown length
+    /// goes one task at a time, and a stream ([`Pool::imap`]) sizes its batches by the rate
+    /// at which its outcomes come.
     ///
     /// # Panics
     ///
