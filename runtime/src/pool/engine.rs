@@ -41,7 +41,7 @@ use super::slot::{self, linger, Initializer, Slot};
 use crate::error::ErrorKind;
 use crate::proc::held::Kept;
 use crate::sys;
-use crate::transport::ring::{self, LINGER, QUICK};
+use crate::transport::ring::{self, Wake, LINGER, QUICK};
 use crate::wire::frame::{FrameReader, Payload};
 use crate::wire::outcome::Status;
 use crate::worker;
@@ -56,6 +56,20 @@ pub(crate) struct Settings {
     pub(crate) chunk_size: Option<usize>,
     /// Run first in each worker; see `PoolBuilder::initializer`.
     pub(crate) initializer: Option<Initializer>,
+}
+
+impl Settings {
+    /// Which outcome should wake the pool from a sleep: each one when tasks have a timeout,
+    /// since a task's clock starts when the outcome before it arrives; otherwise a batch's
+    /// last, for a batch's outcomes are read together when it ends (or sooner, should the
+    /// pool be awake for another reason).
+    fn wake(&self) -> Wake {
+        if self.task_timeout.is_some() {
+            Wake::EachOutcome
+        } else {
+            Wake::BatchEnd
+        }
+    }
 }
 
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
@@ -476,8 +490,9 @@ impl Driver<'_> {
         let shared = self.shared;
         let engine = self.engine_mut();
         let mut again = false;
+        let wake = shared.settings.wake();
         for slot in &mut engine.slots {
-            again |= slot.sleep();
+            again |= slot.sleep(wake);
         }
         #[cfg(feature = "tokio")]
         if let Some(watch) = &engine.watch {
@@ -863,8 +878,9 @@ impl Engine {
                 self.lingering = linger(&mut self.slots, LINGER);
             }
             // Ask every ring for a bell, and sleep only if none has news already.
+            let wake = shared.settings.wake();
             for slot in &mut self.slots {
-                waiting |= slot.sleep();
+                waiting |= slot.sleep(wake);
             }
             if waiting {
                 timeout = Some(Duration::ZERO);

@@ -15,6 +15,7 @@ use crate::sys;
 use crate::transport::channel::Receiver;
 use crate::transport::outbox::Outbox;
 use crate::transport::ring::RingReader;
+use crate::transport::ring::Wake;
 use crate::wire::frame::{Fill, Payload};
 use crate::wire::outcome::{self, Status};
 use crate::worker::{self, Entry, Lifeline};
@@ -195,9 +196,10 @@ impl Slot {
         [(self.channel.pipe(), sys::Interest::Read), pidfd, requests]
     }
 
-    /// Asks for a bell before the pool sleeps; whether outcomes wait already.
-    pub(super) fn sleep(&mut self) -> bool {
-        self.channel.sleep()
+    /// Asks for a bell before the pool sleeps, with the outcome `wake` says; whether outcomes
+    /// wait already.
+    pub(super) fn sleep(&mut self, wake: Wake) -> bool {
+        self.channel.sleep(wake)
     }
 
     /// The pool is awake: no more bells.

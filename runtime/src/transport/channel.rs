@@ -4,8 +4,9 @@
 //! in step. Every tag the channel carries is an [`Up`].
 //!
 //! The pipe carries three things besides outcomes that take it:
-//! - a *bell*: before the pool sleeps in `poll`, it raises the ring's `sleeping` flag; a worker
-//!   that publishes a frame and finds the flag raised lowers it and writes [`Up::Bell`] on the
+//! - a *bell*: before the pool sleeps in `poll`, it raises the ring's `sleeping` flag, saying
+//!   which frame should ring ([`Wake`]: the next, or the last of a batch); a worker that
+//!   publishes that frame and finds the flag raised lowers it and writes [`Up::Bell`] on the
 //!   pipe, so there is at most one bell per sleep, and none while the pool is busy reading;
 //! - frames larger than the ring: the worker publishes [`Up::ToPipe`] in the ring and sends what
 //!   follows on the pipe, until a frame fits again, when it sends [`Up::ToRing`] on the pipe;
@@ -21,7 +22,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use super::ring::{RingReader, RingWriter};
+use super::ring::{RingReader, RingWriter, Wake};
 use crate::sys;
 use crate::wire::frame::{self, Fill, FrameError, FrameReader, Payload, Tag};
 use crate::wire::outcome::Status;
@@ -78,6 +79,11 @@ pub(crate) trait Sink {
     /// Takes back the buffer that [`buffer`](Sink::buffer) lent.
     fn keep(&mut self, buffer: Vec<u8>) {
         drop(buffer);
+    }
+
+    /// Says that the batch whose outcomes went out is done, the worker about to read its next.
+    fn batch_done(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -162,10 +168,20 @@ impl Sink for Sender<'_> {
             self.piped = false;
         }
         ring.push(frame);
-        if ring.take_sleeping() {
+        if ring.take_sleeping(false) {
             self.pipe.write_all(&frame::empty(Up::Bell))?;
         }
         Ok(())
+    }
+
+    fn batch_done(&mut self) -> io::Result<()> {
+        match &self.ring {
+            // On the pipe, the outcomes woke the pool themselves.
+            Some(ring) if !self.piped && ring.take_sleeping(true) => {
+                self.pipe.write_all(&frame::empty(Up::Bell))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -298,10 +314,10 @@ impl Receiver {
         self.ring.as_mut().is_some_and(RingReader::pending)
     }
 
-    /// Asks for a bell with the next outcome, before the pool sleeps; whether outcomes are
-    /// already waiting, in which case the pool should not sleep.
-    pub(crate) fn sleep(&mut self) -> bool {
-        self.ring.as_mut().is_some_and(RingReader::sleep)
+    /// Asks for a bell with the outcome `wake` says, before the pool sleeps; whether outcomes
+    /// are already waiting, in which case the pool should not sleep.
+    pub(crate) fn sleep(&mut self, wake: Wake) -> bool {
+        self.ring.as_mut().is_some_and(|ring| ring.sleep(wake))
     }
 
     /// Stops asking for bells: the pool is awake and reads anyway.

@@ -20,7 +20,7 @@ pub(crate) use self::task::{address, entry, init_entry, run_one, Entry, RunBatch
 use crate::func::TaskFn;
 use crate::func::Wire;
 use crate::sys::{self, Pid};
-use crate::transport::channel::Sender;
+use crate::transport::channel::{Sender, Sink};
 use crate::transport::ring::{self, LINGER, QUICK};
 use crate::wire::batch::{self, Request};
 use crate::wire::frame::{Fill, FrameReader};
@@ -156,8 +156,8 @@ pub(crate) fn serve(
                     // image that this one is a fork of, over a pipe only the two of them hold;
                     // so this is the address of a `RunBatch` function, here as there.
                     let run = unsafe { std::mem::transmute::<usize, RunBatch>(entry) };
-                    if run(tag.codec(), tasks, &mut out).is_err() || matches!(tag, Request::Once(_))
-                    {
+                    let ran = run(tag.codec(), tasks, &mut out).and_then(|()| out.batch_done());
+                    if ran.is_err() || matches!(tag, Request::Once(_)) {
                         // Done, or the caller closed its end (the pool is gone), or the
                         // initializer failed.
                         return 0;

@@ -101,20 +101,46 @@ fn a_writer_waits_for_room_until_the_reader_makes_it() {
 #[test]
 fn one_bell_per_sleep() {
     let (mut reader, writer) = pair();
-    assert!(!writer.take_sleeping());
-    assert!(!reader.sleep());
-    assert!(writer.take_sleeping());
-    assert!(!writer.take_sleeping());
-    reader.sleep();
+    assert!(!writer.take_sleeping(false));
+    assert!(!reader.sleep(Wake::EachOutcome));
+    assert!(writer.take_sleeping(false));
+    assert!(!writer.take_sleeping(false));
+    reader.sleep(Wake::EachOutcome);
     reader.wake();
-    assert!(!writer.take_sleeping());
+    assert!(!writer.take_sleeping(true));
+}
+
+#[test]
+fn a_pool_that_wants_batch_ends_is_rung_at_the_end_of_a_batch() {
+    let (mut reader, mut writer) = pair();
+    assert!(!reader.sleep(Wake::BatchEnd));
+    writer.push(&frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), b"x"));
+    assert!(!writer.take_sleeping(false), "rung before the batch's end");
+    assert!(writer.take_sleeping(true));
+    assert!(!writer.take_sleeping(true), "rung twice for one sleep");
+}
+
+#[test]
+fn a_pool_that_wants_batch_ends_is_rung_once_its_ring_is_half_full() {
+    let (mut reader, mut writer) = pair();
+    assert!(!reader.sleep(Wake::BatchEnd));
+    let frame = frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), &[7; 4000]);
+    let mut rung = false;
+    let mut published = 0;
+    while !rung {
+        assert!(writer.fits(frame.len()), "filled without a bell");
+        writer.push(&frame);
+        published += frame.len();
+        rung = writer.take_sleeping(false);
+    }
+    assert!(published >= CAPACITY / 2 && published < CAPACITY / 2 + frame.len());
 }
 
 #[test]
 fn sleep_sees_a_frame_already_published() {
     let (mut reader, mut writer) = pair();
     writer.push(&frame_of(Up::Outcome(Status::Value(Codec::DEFAULT)), b"x"));
-    assert!(reader.sleep());
+    assert!(reader.sleep(Wake::BatchEnd));
 }
 
 #[test]
