@@ -181,14 +181,29 @@ impl Peers {
                 },
                 _ => our.measured.clone(),
             };
-            rows.push(Row {
+            let mut row = Row {
                 id: our.id,
                 measured,
                 ours: our.ours.clone(),
                 baseline: Some((*peer, figure.clone())),
                 target: "",
                 met: None,
-            });
+                kept: "",
+                held: None,
+            };
+            // The targets set against a peer (`shared/BENCHMARKS.md`).
+            match (workload.as_str(), *peer, tasks) {
+                ("W1", "multiprocessing", _) => {
+                    row.target = "≥ 8× multiprocessing";
+                    row.met = row.ratio().map(|ratio| ratio <= 1.0 / 8.0);
+                }
+                ("W7", "lambda_multiprocessing", _) => {
+                    row.target = "≥ 2× lambda_multiprocessing";
+                    row.met = row.ratio().map(|ratio| ratio >= 2.0);
+                }
+                _ => {}
+            }
+            rows.push(row);
         }
         rows
     }

@@ -66,6 +66,9 @@ impl Figure {
     }
 }
 
+/// The table's columns.
+const COLUMNS: usize = 12;
+
 /// One line of the table: our figure for a workload, against one baseline.
 #[derive(Debug)]
 pub(crate) struct Row {
@@ -73,9 +76,15 @@ pub(crate) struct Row {
     pub(crate) measured: String,
     pub(crate) ours: Figure,
     pub(crate) baseline: Option<(&'static str, Figure)>,
+    /// The goal now (`shared/BENCHMARKS.md`, first column of targets).
     pub(crate) target: &'static str,
     /// Whether the target is met; `None` where this row does not decide it.
     pub(crate) met: Option<bool>,
+    /// The bar reached before, which must not regress (the second column); empty for a new
+    /// workload.
+    pub(crate) kept: &'static str,
+    /// Whether the kept bar still holds; `None` where this row does not decide it.
+    pub(crate) held: Option<bool>,
 }
 
 impl Row {
@@ -87,7 +96,7 @@ impl Row {
     }
 
     /// The row's cells, in the order of the table's columns.
-    fn cells(&self) -> [String; 10] {
+    fn cells(&self) -> [String; COLUMNS] {
         let (name, figure, spread) = match &self.baseline {
             Some((name, figure)) if figure.failure.is_some() => {
                 ((*name).to_owned(), String::new(), figure.spread())
@@ -103,6 +112,11 @@ impl Row {
             Some(false) => "NOT MET",
             None => "",
         };
+        let held = match self.held {
+            Some(true) => "held",
+            Some(false) => "REGRESSED",
+            None => "",
+        };
         [
             self.id.to_owned(),
             self.measured.clone(),
@@ -114,6 +128,8 @@ impl Row {
             ratio,
             self.target.to_owned(),
             met.to_owned(),
+            self.kept.to_owned(),
+            held.to_owned(),
         ]
     }
 }
@@ -131,11 +147,13 @@ pub(crate) fn print_table(rows: &[Row]) {
         "ours/base",
         "target",
         "met",
+        "kept bar",
+        "held",
     ]
     .map(str::to_owned);
     let mut lines = vec![header];
     lines.extend(rows.iter().map(Row::cells));
-    let mut widths = [0; 10];
+    let mut widths = [0; COLUMNS];
     for line in &lines {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());

@@ -166,6 +166,8 @@ mod enabled {
                 baseline: Some(("serial", serial)),
                 target: TARGET,
                 met: Some(met),
+                kept: "",
+                held: None,
             },
             Row {
                 id: "W7",
@@ -174,6 +176,8 @@ mod enabled {
                 baseline: Some(("threads", parallel)),
                 target: "",
                 met: None,
+                kept: "",
+                held: None,
             },
         ])
     }
@@ -199,5 +203,7 @@ pub(crate) fn w7_lambda_batch(_: &Config) -> Result<Vec<Row>> {
         baseline: Some(("serial", Figure::failed(why))),
         target: TARGET,
         met: None,
+        kept: "",
+        held: None,
     }])
 }

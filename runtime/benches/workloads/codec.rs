@@ -68,6 +68,8 @@ pub(crate) fn w8_codecs(config: &Config) -> Result<Vec<Row>> {
             baseline: Some(("bincode", w1_bincode)),
             target: TARGET_W1,
             met: Some(w1_met),
+            kept: "",
+            held: None,
         },
         Row {
             id: "W8",
@@ -76,6 +78,8 @@ pub(crate) fn w8_codecs(config: &Config) -> Result<Vec<Row>> {
             baseline: Some(("bincode", w2_bincode)),
             target: TARGET_W2,
             met: Some(w2_met),
+            kept: "",
+            held: None,
         },
     ])
 }
@@ -92,6 +96,8 @@ pub(crate) fn w8_codecs(_: &Config) -> Result<Vec<Row>> {
         baseline: Some(("bincode", Figure::failed(why))),
         target,
         met: None,
+        kept: "",
+        held: None,
     };
     Ok(vec![
         row(MEASURED_W1, TARGET_W1),

@@ -53,7 +53,8 @@ pub(crate) fn w3_pbkdf2(config: &Config) -> Result<Vec<Row>> {
         check(results == expected, "W3 threads")?;
         parallel.push(serial_secs / secs);
     }
-    let met = ours.median() >= 1.90 && ours.median() >= 0.95 * parallel.median();
+    let met = ours.median() >= 1.95 && ours.median() >= 0.98 * parallel.median();
+    let held = ours.median() >= 1.90 && ours.median() >= 0.95 * parallel.median();
     Ok(vec![Row {
         id: "W3",
         measured: format!(
@@ -62,7 +63,9 @@ pub(crate) fn w3_pbkdf2(config: &Config) -> Result<Vec<Row>> {
         ),
         ours,
         baseline: Some(("threads", parallel)),
-        target: "≥ 1.90×, ≥ 0.95× threads",
+        target: "≥ 1.95×, ≥ 0.98× threads",
         met: Some(met),
+        kept: "≥ 1.90×, ≥ 0.95× threads",
+        held: Some(held),
     }])
 }
