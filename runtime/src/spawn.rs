@@ -13,6 +13,7 @@ use crate::func::Wire;
 use crate::func::{self, TaskFn};
 use crate::proc::child::Child;
 use crate::proc::launch::{self, Direct};
+use crate::server;
 use crate::sys::{self, Exit};
 use crate::wire::batch;
 use crate::wire::frame::{Fill, FrameReader};
@@ -37,8 +38,18 @@ where
     let name = func::name::<F>();
     let codec = func::codec::<F, Args, R>();
     let spawn_error = |err| Error::new(name, ErrorKind::Spawn(err));
-    let mut args = Some(args);
     let depth = worker::fleet_depth();
+    // A worker of the fork server gets its task over its request pipe, which the task goes
+    // on before the server starts the worker, so that the worker finds it there at once.
+    // Encoded first, so that arguments that cannot be encoded start no worker.
+    let task = if server::is_running() {
+        let entry = worker::address(worker::entry::<F, Args, R>());
+        batch::once(entry, depth, codec, &args)
+            .map_err(|err| Error::new(name, ErrorKind::EncodeArgs(err.to_string())))?
+    } else {
+        Vec::new()
+    };
+    let mut args = Some(args);
     let body = |direct: Direct| match args.take() {
         Some(args) => {
             worker::set_fleet_depth(depth);
@@ -51,20 +62,14 @@ where
     // user's function it takes no lock and touches no state shared with other threads: `prctl`,
     // `getppid` and thread-locals of its own thread. What the user's function itself may touch
     // is the caller's to judge, as the crate documentation's Safety section explains.
-    let launched = unsafe { launch::launch(None, body) }.map_err(spawn_error)?;
+    let launched = unsafe { launch::launch(None, &task, body) }.map_err(spawn_error)?;
     if launched.served {
-        let Some(args) = args else {
-            unreachable!("a served worker runs no body, so the arguments are still here")
-        };
+        if task.is_empty() {
+            unreachable!("the fork server was running, and a worker once started keeps it");
+        }
         // The request pipe keeps a reader of ours (`request_guard`) while the task goes out, so
         // that a worker already dead makes this write neither fail nor raise SIGPIPE.
-        send_once(
-            name,
-            worker::entry::<F, Args, R>(),
-            depth,
-            &args,
-            &launched.requests,
-        )?;
+        send_rest(name, &task[launched.first_sent..], &launched.requests)?;
     }
     drop((launched.requests, launched.request_guard));
     sys::set_nonblocking(launched.results.as_fd()).map_err(spawn_error)?;
@@ -78,17 +83,8 @@ where
     })
 }
 
-/// Sends a worker forked by the fork server its one task.
-fn send_once<Args: Wire>(
-    name: &'static str,
-    entry: worker::Entry,
-    depth: u32,
-    args: &Args,
-    link: &OwnedFd,
-) -> Result<(), Error> {
-    let frame = batch::once(worker::address(entry), depth, entry.codec(), args)
-        .map_err(|err| Error::new(name, ErrorKind::EncodeArgs(err.to_string())))?;
-    let mut rest = &frame[..];
+/// Sends a worker forked by the fork server what of its one task did not go out with it.
+fn send_rest(name: &'static str, mut rest: &[u8], link: &OwnedFd) -> Result<(), Error> {
     while !rest.is_empty() {
         match sys::write_some(link.as_fd(), rest) {
             Ok(n) => rest = &rest[n..],

@@ -46,7 +46,7 @@ fn main() {
     unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }.expect("SIGPIPE reset");
     lambda_parallel::init().expect("init runs first thing in main");
     watchdog("served_join", Duration::from_secs(300));
-    let checks: [Check; 8] = [
+    let checks: [Check; 10] = [
         (
             "the spare becomes the next worker",
             spare_becomes_the_worker,
@@ -70,8 +70,104 @@ fn main() {
             exit_reported,
         ),
         ("workers keep the program's SIGPIPE", sigpipe_kept),
+        (
+            "a task larger than a pipe reaches its one-off worker",
+            large_task_reaches_its_worker,
+        ),
+        (
+            "arguments that cannot be encoded start no worker",
+            unencodable_arguments_start_no_worker,
+        ),
     ];
     run("served_join", &checks)
+}
+
+#[lambda_parallel]
+fn checksum(bytes: Vec<u8>) -> (usize, u64) {
+    (bytes.len(), bytes.iter().map(|b| u64::from(*b)).sum())
+}
+
+/// A one-off's task goes on its request pipe before the server starts it where the pipe holds
+/// it all; one of 3 MiB does not (a pipe holds 1 MiB at most here), and the rest follows.
+fn large_task_reaches_its_worker() -> Result<(), String> {
+    for len in [0, 1, 64 << 10, 3 << 20] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let expected = (len, bytes.iter().map(|b| u64::from(*b)).sum());
+        let got = checksum::spawn(bytes)
+            .map_err(|err| err.to_string())?
+            .join()
+            .map_err(|err| err.to_string())?;
+        expect(got == expected, format!("{len} bytes: got {got:?}"))?;
+    }
+    Ok(())
+}
+
+/// Arguments whose `Serialize` fails.
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("refused on purpose"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("never sent"))
+    }
+}
+
+#[lambda_parallel]
+fn takes_unencodable(_: Unencodable) -> u8 {
+    0
+}
+
+fn unencodable_arguments_start_no_worker() -> Result<(), String> {
+    let before = spares()?;
+    let err = match takes_unencodable::spawn(Unencodable) {
+        Ok(_) => return Err("spawned".into()),
+        Err(err) => err,
+    };
+    expect(
+        err.to_string().contains("refused on purpose"),
+        format!("the error: {err}"),
+    )?;
+    // A worker started would have been the spare, and the server would have forked another.
+    let after = spares()?;
+    expect(
+        !before.is_empty() && after == before,
+        format!("the server's spare was {before:?}, then {after:?}"),
+    )
+}
+
+/// The fork server's spare worker (`lp-spare`), as a list of pids: one, unless it is being
+/// replaced.
+fn spares() -> Result<Vec<u32>, String> {
+    let children = |pid: u32| -> Result<Vec<u32>, String> {
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        let text = std::fs::read_to_string(&path).map_err(|err| format!("{path}: {err}"))?;
+        Ok(text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect())
+    };
+    let comm = |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    // A spare just forked takes its name a moment later: wait for one to have it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut spares = Vec::new();
+        for child in children(std::process::id())? {
+            spares.extend(
+                children(child)?
+                    .into_iter()
+                    .filter(|pid| comm(pid).starts_with("lp-spare")),
+            );
+        }
+        if !spares.is_empty() || Instant::now() >= deadline {
+            return Ok(spares);
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Waits until none of `pids` exists any more, not even as a zombie; a bound turns a worker that

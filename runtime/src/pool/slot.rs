@@ -81,7 +81,7 @@ impl Slot {
         // `prctl`, `read` and `write` on its own pipes, and memory it allocates itself (see
         // `sys::fork` for why that is safe). What the user's function touches is the caller's
         // to judge, as the crate's Safety section explains.
-        let launched = unsafe { launch::launch(ring_fd, body) }?;
+        let launched = unsafe { launch::launch(ring_fd, &[], body) }?;
         sys::set_nonblocking(launched.requests.as_fd())?;
         sys::set_nonblocking(launched.results.as_fd())?;
         let mut slot = Slot {

@@ -49,7 +49,7 @@ impl Child {
             status: None,
             released: false,
             owner: sys::getpid(),
-            held: 0,
+            held: held::NONE,
         })
     }
 
@@ -65,7 +65,7 @@ impl Child {
             status: Some(status),
             released: false,
             owner: sys::getpid(),
-            held: 0,
+            held: held::NONE,
         }
     }
 

@@ -8,6 +8,11 @@
 //! [`Child`](super::child::Child)'s drop, before the descriptors close. A number still listed
 //! after its descriptor closed (one a holder closed early) is harmless: the child closes a
 //! listed number only if it still names the same file ([`sys::FdId`]).
+//!
+//! Once the fork server runs, the caller forks no more: every worker comes from the server,
+//! which holds none of the caller's descriptors. Nothing is listed then (an entry costs a lock
+//! and an `fstat` a descriptor, on the path of every one-off worker), and what was listed
+//! before stays harmlessly until its worker ends.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +23,7 @@ use crate::sys::{self, FdId};
 /// The descriptors of each live worker, by the key its [`Child`](super::child::Child) holds.
 static HELD: Mutex<Vec<(u64, FdId)>> = Mutex::new(Vec::new());
 
-/// Keys for [`Held::add`], never reused.
+/// Keys for [`Held::add`], never reused (and never [`NONE`]).
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 /// The list, locked.
@@ -56,9 +61,14 @@ impl Held {
     }
 }
 
+/// The key of nothing listed: of a worker of the fork server, or one not listed yet.
+pub(super) const NONE: u64 = 0;
+
 /// Takes the descriptors listed under `key` off the list, before they close.
 pub(super) fn remove(key: u64) {
-    Held::lock().0.retain(|(listed, _)| *listed != key);
+    if key != NONE {
+        Held::lock().0.retain(|(listed, _)| *listed != key);
+    }
 }
 
 /// Descriptors of the caller's own that no worker may inherit either (a pool's bell, the epoll
@@ -69,6 +79,9 @@ pub(crate) struct Kept(u64);
 
 impl Kept {
     pub(crate) fn new(fds: &[RawFd]) -> Kept {
+        if crate::server::is_running() {
+            return Kept(NONE);
+        }
         Kept(Held::lock().add(fds))
     }
 }

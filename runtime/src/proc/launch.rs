@@ -29,6 +29,9 @@ pub(crate) struct Launched {
     /// Whether the fork server forked it: it then runs [`worker::serve`], and waits for a
     /// request on its pipe, where a worker forked here runs what the caller gave [`launch`].
     pub(crate) served: bool,
+    /// How many bytes of the `first` requests given to [`launch`] are on the request pipe
+    /// already (of a served worker; 0 for one forked here).
+    pub(crate) first_sent: usize,
 }
 
 /// What a worker forked straight from the caller starts with, in the child.
@@ -66,7 +69,9 @@ impl Launched {
 
 /// Starts a worker: asks the fork server for one, or, without a server, forks this process and
 /// runs `direct_body` in the child (it never returns: it ends the process, hence `Infallible`).
-/// `ring` is the outcome ring's memory for a pool worker. A worker forked here closes at once
+/// `ring` is the outcome ring's memory for a pool worker; `first`, the requests a served
+/// worker should start with, which go out with it where they fit ([`Launched::first_sent`]
+/// says how much did; the caller sends the rest). A worker forked here closes at once
 /// the caller's descriptors of every other live worker (`held.rs`): it must hold no copy of
 /// another worker's pipes. (The server's workers hold none to begin with.)
 ///
@@ -80,12 +85,13 @@ impl Launched {
 )]
 pub(crate) unsafe fn launch(
     ring: Option<OwnedFd>,
+    first: &[u8],
     direct_body: impl FnOnce(Direct) -> Infallible,
 ) -> io::Result<Launched> {
     worker::install_panic_hook();
     orphans::reap_ended();
     oom::watch();
-    if let Some(served) = server::request(ring.as_ref().map(AsFd::as_fd)) {
+    if let Some(served) = server::request(ring.as_ref().map(AsFd::as_fd), first) {
         let served = served?;
         let launched = Launched {
             child: Child::adopt_served(served.pid, served.pidfd, served.status),
@@ -93,8 +99,10 @@ pub(crate) unsafe fn launch(
             request_guard: served.request_guard,
             results: served.results,
             served: true,
+            first_sent: served.first_sent,
         };
-        return Ok(launched.hold(&mut Held::lock()));
+        // Not listed: the caller no longer forks (`held.rs`).
+        return Ok(launched);
     }
     server::warn_if_threaded();
     // The host may have set `SIGCHLD` to `SIG_IGN`, or do so later: checked at every fork.
@@ -135,6 +143,7 @@ pub(crate) unsafe fn launch(
                 request_guard: request_read,
                 results: result_read,
                 served: false,
+                first_sent: 0,
             };
             Ok(launched.hold(&mut held))
         }

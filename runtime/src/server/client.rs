@@ -57,22 +57,36 @@ pub(crate) struct Served {
     pub(crate) request_guard: OwnedFd,
     /// The read end of the result pipe.
     pub(crate) results: OwnedFd,
+    /// How many bytes of the `first` requests are on the request pipe already.
+    pub(crate) first_sent: usize,
 }
 
 /// Asks the server for a worker, which runs `worker::serve` on its pipes and, if given, the
 /// outcome ring in `ring`. `None` when there is no server (the caller forks directly).
-pub(crate) fn request(ring: Option<BorrowedFd<'_>>) -> Option<io::Result<Served>> {
+///
+/// `first`, the worker's first requests, goes on its request pipe before the server hears of
+/// the worker, if the pipe holds it all (see [`Served::first_sent`]): the worker then finds
+/// its task as it starts, rather than after the server has told the caller that it started
+/// and the caller has written it, two wake-ups later.
+pub(crate) fn request(ring: Option<BorrowedFd<'_>>, first: &[u8]) -> Option<io::Result<Served>> {
     let control = SERVER.get()?;
-    Some(ask(control, ring).inspect_err(bury_if_gone))
+    Some(ask(control, ring, first).inspect_err(bury_if_gone))
 }
 
-fn ask(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result<Served> {
+fn ask(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>, first: &[u8]) -> io::Result<Served> {
     let (request_guard, requests) = sys::pipe()?;
     let (results, result_write) = sys::pipe()?;
     // A socket rather than a pipe, so that the worker's pidfd can come with its pid.
     let (status, worker_status) = sys::packet_pair()?;
-    sys::grow_pipe(requests.as_fd());
+    let room = sys::grow_pipe(requests.as_fd());
     sys::grow_pipe(results.as_fd());
+    let mut first_sent = 0;
+    if !first.is_empty() && first.len() <= room {
+        // The pipe is empty and holds it all, so these writes do not block.
+        while first_sent < first.len() {
+            first_sent += sys::write_some(requests.as_fd(), &first[first_sent..])?;
+        }
+    }
     {
         let control = control.lock().unwrap_or_else(PoisonError::into_inner);
         protocol::send_request(
@@ -93,5 +107,6 @@ fn ask(control: &Mutex<OwnedFd>, ring: Option<BorrowedFd<'_>>) -> io::Result<Ser
         requests,
         request_guard,
         results,
+        first_sent,
     })
 }

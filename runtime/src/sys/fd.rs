@@ -52,10 +52,16 @@ pub(super) unsafe fn close_raw(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// Makes a pipe's buffer 1 MiB (from 64 KiB), so that large values cross in fewer wake-ups.
-/// Where the system does not allow it, the pipe keeps its size; nothing else changes.
-pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
-    let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(1 << 20));
+/// Makes a pipe's buffer 1 MiB (from 64 KiB), so that large values cross in fewer wake-ups,
+/// and returns the bytes it holds. Where the system does not allow it, the pipe keeps its size;
+/// nothing else changes.
+pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) -> usize {
+    fcntl(fd, FcntlArg::F_SETPIPE_SZ(1 << 20))
+        .or_else(|_| fcntl(fd, FcntlArg::F_GETPIPE_SZ))
+        .ok()
+        .and_then(|size| usize::try_from(size).ok())
+        // A pipe holds at least a page, even for a user past the kernel's soft limit.
+        .unwrap_or(4096)
 }
 
 /// Writes what `fd` takes of `bytes` now.
