@@ -91,7 +91,9 @@ fn checksum(bytes: Vec<u8>) -> (usize, u64) {
 /// it all; one of 3 MiB does not (a pipe holds 1 MiB at most here), and the rest follows.
 fn large_task_reaches_its_worker() -> Result<(), String> {
     for len in [0, 1, 64 << 10, 3 << 20] {
-        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| u8::try_from(i % 251).unwrap_or(0))
+            .collect();
         let expected = (len, bytes.iter().map(|b| u64::from(*b)).sum());
         let got = checksum::spawn(bytes)
             .map_err(|err| err.to_string())?
@@ -124,9 +126,8 @@ fn takes_unencodable(_: Unencodable) -> u8 {
 
 fn unencodable_arguments_start_no_worker() -> Result<(), String> {
     let before = spares()?;
-    let err = match takes_unencodable::spawn(Unencodable) {
-        Ok(_) => return Err("spawned".into()),
-        Err(err) => err,
+    let Err(err) = takes_unencodable::spawn(Unencodable) else {
+        return Err("spawned".into());
     };
     expect(
         err.to_string().contains("refused on purpose"),
