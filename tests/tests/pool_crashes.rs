@@ -172,3 +172,55 @@ fn map_fails_fast_on_a_crash() {
     assert_eq!(err.task_index(), Some(3));
     assert_eq!(err.exit_code(), Some(3));
 }
+
+/// Writes its worker's pid to `dir`, then dies of `SIGKILL` after `delay_ms`.
+#[lambda_parallel]
+fn killed_after(dir: PathBuf, delay_ms: u64) -> u8 {
+    std::fs::write(dir.join("pid"), std::process::id().to_string()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    raise(Signal::SIGKILL);
+    0
+}
+
+#[lambda_parallel]
+fn tiny(x: u64) -> u64 {
+    x + 1
+}
+
+#[test]
+fn a_crash_is_seen_while_the_other_worker_answers_as_fast_as_the_pool_asks() {
+    // Round trips this quick are caught by the pool's spin, which then reads the rings without
+    // polling the workers' descriptors. The death must still be seen, and the dead worker
+    // reaped, while the round trips go on, not only once they stop; nothing here but the round
+    // trips drives the pool. (This checks that it is seen, not how soon: any spin that misses
+    // polls too, and in a debug build many do, so the 1 ms bound itself (`LOOK_AROUND`) is
+    // not what makes this pass.)
+    let dir = lambda_parallel_tests::TempDir::new("quick-and-dead");
+    let pool = Pool::new(2).unwrap();
+    let doomed = pool
+        .apply_async(killed_after, (dir.path().to_owned(), 30))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let pid_file = dir.path().join("pid");
+    let mut pid = None;
+    let mut trips = 0_u64;
+    loop {
+        assert_eq!(pool.apply(tiny, (trips,)).unwrap(), trips + 1);
+        trips += 1;
+        if trips % 64 == 0 {
+            pid = pid.or_else(|| std::fs::read_to_string(&pid_file).ok());
+            if pid
+                .as_ref()
+                .is_some_and(|pid| !Path::new(&format!("/proc/{}", pid.trim())).exists())
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the death went unseen through {trips} round trips"
+            );
+        }
+    }
+    let err = doomed.get().unwrap_err();
+    assert_eq!(err.signal(), Some(Signal::SIGKILL as i32), "{err}");
+}

@@ -72,6 +72,11 @@ impl Settings {
     }
 }
 
+/// The longest a pool whose spins keep finding outcomes in the rings goes without polling its
+/// workers' descriptors: how late, at most, it then hears of a worker's death, or of outcomes
+/// that came on a pipe, while another worker keeps it busy.
+const LOOK_AROUND: Duration = Duration::from_millis(1);
+
 /// Batches a worker may hold at once: the one it runs and the next, so that it never waits for
 /// the parent between two batches.
 pub(super) const BATCHES_PER_WORKER: usize = 2;
@@ -168,6 +173,8 @@ struct Engine {
     /// for [`LINGER`] before it sleeps. Never on a single CPU, where the spin would only keep
     /// the worker it waits for from running.
     lingering: bool,
+    /// When the last wait polled the workers' descriptors; see [`LOOK_AROUND`].
+    polled: Instant,
     /// Keeps the epoll set out of every worker (before `watch`: it must go first).
     #[cfg(feature = "tokio")]
     watch_kept: Option<Kept>,
@@ -210,6 +217,7 @@ impl Shared {
                 slots: Vec::new(),
                 ready: Vec::new(),
                 lingering: false,
+                polled: Instant::now(),
                 #[cfg(feature = "tokio")]
                 watch_kept: None,
                 #[cfg(feature = "tokio")]
@@ -876,6 +884,11 @@ impl Engine {
         if sleeping {
             if self.lingering && busy {
                 self.lingering = linger(&mut self.slots, LINGER);
+                if self.lingering && self.polled.elapsed() < LOOK_AROUND {
+                    // The spin saw news in a ring, which `read` takes without a system call;
+                    // the descriptors (deaths, pipes, the bell) wait for the next `poll`.
+                    return;
+                }
             }
             // Ask every ring for a bell, and sleep only if none has news already.
             let wake = shared.settings.wake();
@@ -891,6 +904,7 @@ impl Engine {
         let mut ready = std::mem::take(&mut self.ready);
         let slept = Instant::now();
         let polled = sys::poll_many(&fds, timeout, &mut ready);
+        self.polled = Instant::now();
         let news = ready
             .split_last()
             .is_some_and(|(_, slots)| slots.contains(&true));
