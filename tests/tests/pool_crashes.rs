@@ -207,7 +207,7 @@ fn a_crash_is_seen_while_the_other_worker_answers_as_fast_as_the_pool_asks() {
     loop {
         assert_eq!(pool.apply(tiny, (trips,)).unwrap(), trips + 1);
         trips += 1;
-        if trips % 64 == 0 {
+        if trips.is_multiple_of(64) {
             pid = pid.or_else(|| std::fs::read_to_string(&pid_file).ok());
             if pid
                 .as_ref()
