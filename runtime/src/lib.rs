@@ -160,8 +160,9 @@
 //! the task that crashed, because an outcome in shared memory outlives its worker. That memory
 //! counts towards the function's memory once used, like any other. Where `memfd_create` is
 //! refused, outcomes take the pipe, more slowly, and nothing else changes. While work comes
-//! quickly, the pool and its workers spin for up to 20 µs before they sleep (never on a single
-//! CPU), so that a quick round trip wakes nobody; a pool that waits for long tasks sleeps.
+//! quickly, the pool and its workers spin for up to 20 µs before they sleep (200 µs while a single
+//! task is in flight, as in a loop of `apply`; never on a single CPU), so that a quick round trip
+//! wakes nobody; a pool that waits for long tasks sleeps.
 //!
 //! # Safety
 //!

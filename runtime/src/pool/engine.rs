@@ -41,7 +41,7 @@ use super::slot::{self, linger, Initializer, Slot};
 use crate::error::ErrorKind;
 use crate::proc::held::Kept;
 use crate::sys;
-use crate::transport::ring::{self, Wake, LINGER, QUICK};
+use crate::transport::ring::{self, Wake, LINGER, QUICK, STRETCH};
 use crate::wire::frame::{FrameReader, Payload};
 use crate::wire::outcome::Status;
 use crate::worker;
@@ -170,8 +170,8 @@ struct Engine {
     /// Scratch space for `poll`.
     ready: Vec<bool>,
     /// Whether outcomes have lately come within [`QUICK`] of a wait: then the next wait spins
-    /// for [`LINGER`] before it sleeps. Never on a single CPU, where the spin would only keep
-    /// the worker it waits for from running.
+    /// for [`LINGER`] (or [`STRETCH`]) before it sleeps. Never on a single CPU, where the spin
+    /// would only keep the worker it waits for from running.
     lingering: bool,
     /// When the last wait polled the workers' descriptors; see [`LOOK_AROUND`].
     polled: Instant,
@@ -685,6 +685,17 @@ impl Engine {
         self.slots.iter().filter(|slot| !slot.idle()).count()
     }
 
+    /// Whether the pool has a single task in flight: then it and the worker that holds the task
+    /// wait only on each other, and spin for [`STRETCH`]. (With more in flight, a spin that
+    /// long could take a CPU that another worker needs.)
+    fn single(&self) -> bool {
+        let mut busy = self.slots.iter().filter(|slot| !slot.idle());
+        match (busy.next(), busy.next()) {
+            (Some(slot), None) => slot.in_flight() == 1,
+            _ => false,
+        }
+    }
+
     /// In a forked copy of the pool's process, fails every task, queued or held by a worker,
     /// with [`ErrorKind::Foreign`]; the workers are left to the process that made them.
     fn disown(&mut self, jobs: &mut Jobs) {
@@ -866,10 +877,17 @@ impl Engine {
             // `replenish` has failed the queued tasks. A `poll` of nothing would sleep for ever.
             return;
         }
+        let single = self.single();
         for slot in &mut self.slots {
+            slot.single(single && !slot.idle());
             slot.write();
         }
         let busy = self.slots.iter().any(|slot| !slot.idle());
+        // A spin sees outcomes in the rings only; those that come on a pipe wake the `poll`.
+        let spinnable = self
+            .slots
+            .iter()
+            .any(|slot| !slot.idle() && !slot.on_pipe());
         let until = match wait {
             Wait::Until(until) => until,
             Wait::Now => Some(Instant::now()),
@@ -882,8 +900,9 @@ impl Engine {
         let sleeping = matches!(wait, Wait::Until(_)) && timeout != Some(Duration::ZERO);
         let mut waiting = false;
         if sleeping {
-            if self.lingering && busy {
-                self.lingering = linger(&mut self.slots, LINGER);
+            if self.lingering && spinnable {
+                let limit = if single { STRETCH } else { LINGER };
+                self.lingering = linger(&mut self.slots, limit);
                 if self.lingering && self.polled.elapsed() < LOOK_AROUND {
                     // The spin saw news in a ring, which `read` takes without a system call;
                     // the descriptors (deaths, pipes, the bell) wait for the next `poll`.

@@ -308,6 +308,22 @@ impl Slot {
             self.channel.post();
         }
     }
+
+    /// The tasks the worker holds that have not come back.
+    pub(super) fn in_flight(&self) -> usize {
+        let held: usize = self.batches.iter().map(|batch| batch.count).sum();
+        held.saturating_sub(self.done)
+    }
+
+    /// Tells the worker whether it holds the pool's single task in flight (`ring::STRETCH`).
+    pub(super) fn single(&self, single: bool) {
+        self.channel.single(single);
+    }
+
+    /// Whether the worker's outcomes come on its pipe now, where a spin cannot see them.
+    pub(super) fn on_pipe(&self) -> bool {
+        self.channel.on_pipe()
+    }
 }
 
 /// How the initializer `name` failed, by its outcome frame; `None` if it succeeded.

@@ -333,4 +333,17 @@ impl Receiver {
             ring.post();
         }
     }
+
+    /// Tells the worker whether it holds the pool's single task in flight (`ring::STRETCH`).
+    pub(crate) fn single(&self, single: bool) {
+        if let Some(ring) = &self.ring {
+            ring.single(single);
+        }
+    }
+
+    /// Whether the worker's outcomes come on its pipe now, where a spin on the ring cannot see
+    /// them (large ones, or all of them until its first in the ring).
+    pub(crate) fn on_pipe(&self) -> bool {
+        self.piped
+    }
 }

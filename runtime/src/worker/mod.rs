@@ -21,7 +21,7 @@ use crate::func::TaskFn;
 use crate::func::Wire;
 use crate::sys::{self, Pid};
 use crate::transport::channel::{Sender, Sink};
-use crate::transport::ring::{self, LINGER, QUICK};
+use crate::transport::ring::{self, QUICK};
 use crate::wire::batch::{self, Request};
 use crate::wire::frame::{Fill, FrameReader};
 
@@ -179,7 +179,8 @@ pub(crate) fn serve(
 #[derive(Default)]
 struct Idle {
     /// Whether requests have lately come within [`QUICK`] of the worker's asking: then it
-    /// watches for the next in shared memory for [`LINGER`] before it sleeps in `read`.
+    /// watches for the next in shared memory for a moment (`ring::LINGER`, `ring::STRETCH`)
+    /// before it sleeps in `read`.
     lingering: bool,
     /// The ring's `posted` count just after the worker last read its pipe.
     seen: u32,
@@ -197,7 +198,7 @@ fn fill(
         return reader.fill(requests);
     };
     if idle.lingering {
-        idle.lingering = ring.posted_since(idle.seen, LINGER);
+        idle.lingering = ring.posted_since(idle.seen);
     }
     let asked = Instant::now();
     let filled = reader.fill(requests);

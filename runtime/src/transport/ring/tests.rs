@@ -99,6 +99,20 @@ fn a_writer_waits_for_room_until_the_reader_makes_it() {
 }
 
 #[test]
+fn a_worker_sees_posts_and_ends_its_spins_with_or_without_the_single_task() {
+    let (reader, writer) = pair();
+    for single in [false, true, false] {
+        reader.single(single);
+        let seen = writer.posted();
+        // Nothing posted: the spin ends, at `LINGER` or `STRETCH` (it is bounded either way).
+        assert!(!writer.posted_since(seen));
+        reader.post();
+        assert!(writer.posted_since(seen));
+        assert_eq!(writer.posted(), seen.wrapping_add(1));
+    }
+}
+
+#[test]
 fn one_bell_per_sleep() {
     let (mut reader, writer) = pair();
     assert!(!writer.take_sleeping(false));
