@@ -883,11 +883,6 @@ impl Engine {
             slot.write();
         }
         let busy = self.slots.iter().any(|slot| !slot.idle());
-        // A spin sees outcomes in the rings only; those that come on a pipe wake the `poll`.
-        let spinnable = self
-            .slots
-            .iter()
-            .any(|slot| !slot.idle() && !slot.on_pipe());
         let until = match wait {
             Wait::Until(until) => until,
             Wait::Now => Some(Instant::now()),
@@ -900,7 +895,10 @@ impl Engine {
         let sleeping = matches!(wait, Wait::Until(_)) && timeout != Some(Duration::ZERO);
         let mut waiting = false;
         if sleeping {
-            if self.lingering && spinnable {
+            // A spin sees outcomes in the rings only; those that come on a pipe wake the `poll`.
+            let spinnable =
+                |slots: &[Slot]| slots.iter().any(|slot| !slot.idle() && !slot.on_pipe());
+            if self.lingering && spinnable(&self.slots) {
                 let limit = if single { STRETCH } else { LINGER };
                 self.lingering = linger(&mut self.slots, limit);
                 if self.lingering && self.polled.elapsed() < LOOK_AROUND {
