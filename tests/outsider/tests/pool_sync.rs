@@ -96,6 +96,52 @@ fn map_fails_fast_with_the_lowest_failed_index() {
     assert_eq!(pool.map(|x: u8| x + 1, [1, 2]).unwrap(), [2, 3]);
 }
 
+#[test]
+fn one_order_at_a_time_with_pauses_between_gets_every_answer() {
+    // A handler that prices one order per call, idle between invocations: the round trips of a
+    // lone task, which both ends spin for, with the worker's typed errors, a panic and receipts
+    // too large for the shared ring (they come on the pipe) among them.
+    let pool = Pool::new(2).unwrap();
+    let mut big = sample_order("big", (1_000..101_000).map(|sku| item(sku, 1, 3)).collect());
+    big.coupon = Some("TENOFF".into());
+    for round in 0..3_u32 {
+        // The pause between two invocations of the function.
+        std::thread::sleep(Duration::from_millis(50));
+        for n in 0..300 {
+            let order = sample_order(
+                &format!("o-{round}-{n}"),
+                vec![item(1_000 + n, round + 1, 25)],
+            );
+            let expected = price_order(order.clone()).unwrap();
+            let receipt = pool.apply(price_order, (order,)).unwrap().unwrap();
+            assert_eq!(without_audit(&receipt), without_audit(&expected));
+        }
+        // 100,000 entries of at least 4 bytes: more than the ring's 256 KiB.
+        let receipt = pool.apply(price_order, (big.clone(),)).unwrap().unwrap();
+        assert_eq!(receipt.quantity_by_sku.len(), 100_000);
+        assert_eq!(receipt.total_micro_cents, 100_000 * 3 * 1_000_000 * 9 / 10);
+        let mut refused = sample_order("refused", vec![item(1, 1, 1)]);
+        refused.coupon = Some("FREE".into());
+        assert_eq!(
+            pool.apply(price_order, (refused,)).unwrap(),
+            Err(OrderError::UnknownCoupon("FREE".into()))
+        );
+        let panicked = pool
+            .apply(price_order, (sample_order("buggy", vec![item(666, 1, 1)]),))
+            .unwrap_err();
+        assert_eq!(panicked.panic_message(), Some("no price for SKU 666"));
+        // And the next small one comes straight after the large one and the failures.
+        let after = sample_order("after", vec![item(5, 2, 50)]);
+        assert_eq!(
+            pool.apply(price_order, (after,))
+                .unwrap()
+                .unwrap()
+                .total_micro_cents,
+            100 * 1_000_000
+        );
+    }
+}
+
 /// Three arguments, one of them a tuple pattern.
 #[lambda_parallel]
 fn line_total((sku, quantity): (u32, u32), unit_cents: u64, label: String) -> (String, u32, u64) {
