@@ -555,6 +555,7 @@ impl Driver<'_> {
             engine.disown(&mut shared.state().jobs);
             return true;
         }
+        engine.inspect(shared);
         let mut news = engine.replenish(shared);
         let (deadline, queued) = {
             let mut state = shared.state();
@@ -797,6 +798,23 @@ impl Engine {
         }
         shared.state().pids = self.pids();
         failed
+    }
+
+    /// Retires the idle workers that sent what they had no turn to send, before work is handed
+    /// out (see [`Slot::inspect`]); none of their tasks is running, so none fails.
+    fn inspect(&mut self, shared: &Shared) {
+        if !self.slots.iter().any(Slot::unchecked) {
+            return;
+        }
+        let mut state = shared.state();
+        if state.jobs.queued() == 0 {
+            return;
+        }
+        for i in (0..self.slots.len()).rev() {
+            if let Err(err) = self.slots[i].inspect(&mut state.jobs) {
+                self.remove_slot(i, &mut state.jobs, |slot| slot.stuck(ErrorKind::Frame(err)));
+            }
+        }
     }
 
     /// Kills the workers running a task of job `id`, which is gone; they are replaced.

@@ -63,6 +63,11 @@ pub(super) struct Slot {
     pub(super) started: Instant,
     /// Tasks given to this worker over its life, for recycling.
     pub(super) assigned: usize,
+    /// Whether outcomes have come in the ring since the pipe was last read dry with nothing
+    /// left to come: bytes the worker's own code wrote to the pipe meanwhile, out of turn, show
+    /// only there, and `poll` reports them only when the pool sleeps. See
+    /// [`inspect`](Slot::inspect).
+    unchecked: bool,
     init: Init,
 }
 
@@ -94,6 +99,7 @@ impl Slot {
             done: 0,
             started: Instant::now(),
             assigned: 0,
+            unchecked: false,
             init: Init::Done,
         };
         if let Some(init) = init {
@@ -258,11 +264,33 @@ impl Slot {
         let result = result.and_then(|()| self.channel.verify());
         self.channel.release();
         if (self.batches.len(), self.done) != done_before {
+            self.unchecked |= !self.channel.on_pipe();
             // The next task started when the last outcome was handed over: as far as the parent
             // can tell, now. Once per read, not once per outcome.
             self.started = Instant::now();
         }
         result
+    }
+
+    /// Before an idle worker is given work: reads its pipe if outcomes came in its ring since it
+    /// was last read, and fails if it holds what the worker had no turn to send. A task that
+    /// writes stray bytes to the pipe and then returns has its outcome published in the ring
+    /// after those bytes are written, so they are there by now: the worker is retired before it
+    /// gets another task, rather than whenever the pool next sleeps (and with the task it then
+    /// runs). A read of an empty pipe costs one system call, and only when the worker is idle.
+    pub(super) fn inspect(&mut self, jobs: &mut Jobs) -> Result<(), String> {
+        if !self.unchecked() {
+            return Ok(());
+        }
+        // An idle worker has no outcome to send: `read` takes any frame as one for no task.
+        self.read(jobs, true)?;
+        self.unchecked = false;
+        Ok(())
+    }
+
+    /// Whether [`inspect`](Slot::inspect) would read the pipe.
+    pub(super) fn unchecked(&self) -> bool {
+        self.unchecked && self.idle()
     }
 
     /// Gives the oldest waiting task its outcome, and the tasks after it in its batch theirs, as
