@@ -412,6 +412,13 @@ impl Error {
     }
 
     /// Whether the bytes from the worker were not a well-formed frame.
+    ///
+    /// A worker whose own code writes to its result pipe (a C library writing to a descriptor
+    /// it does not own, say) breaks the protocol, and a pool replaces it. The task those bytes
+    /// come before fails with this error; or, where the pool took that task's outcome from
+    /// shared memory before it saw them, no task does, and the worker is replaced before it is
+    /// given work again. A worker kept busy without a pause may run on until the pool next
+    /// looks at its descriptors (within about a millisecond): then the task it runs fails.
     #[must_use]
     pub fn is_bad_frame(&self) -> bool {
         matches!(self.inner.kind, ErrorKind::Frame(_))

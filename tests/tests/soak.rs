@@ -189,7 +189,8 @@ struct SoakPool {
     pool: Pool,
     timeout: bool,
     /// Forged or partial frames whose task still returned its value (through the ring): the
-    /// stray bytes then fail the next task the worker runs, or none.
+    /// stray bytes then fail the task the worker runs when the pool sees them (at most one, as
+    /// the worker is retired), or none.
     forged_ok: AtomicU64,
     /// Tasks that failed with a bad frame they did not forge.
     next_task_frames: AtomicU64,
