@@ -162,7 +162,9 @@
 //! refused, outcomes take the pipe, more slowly, and nothing else changes. While work comes
 //! quickly, the pool and its workers spin for up to 20 µs before they sleep (200 µs while a single
 //! task is in flight, as in a loop of `apply`; never on a single CPU), so that a quick round trip
-//! wakes nobody; a pool that waits for long tasks sleeps.
+//! wakes nobody; a pool that waits for long tasks sleeps. A blocking `join` of a one-off worker
+//! likewise watches for its outcome for up to 200 µs before it sleeps (one thread of the process
+//! at a time; never on a single CPU, and never when awaited).
 //!
 //! # Safety
 //!

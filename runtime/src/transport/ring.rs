@@ -55,6 +55,8 @@ pub(crate) const LINGER: Duration = Duration::from_micros(20);
 /// the other end from running until it ends, and the kernel does not part two processes that
 /// never run at once. After a pause of 300 ms, 10,000 sequential round trips took 8.5 µs each on
 /// average with spins of `LINGER` (a tenth of them 25-60 µs), and 3 µs with spins of this.
+/// A blocking join of a one-off worker watches its pipe as long (`spawn.rs`), for the same
+/// reason.
 pub(crate) const STRETCH: Duration = Duration::from_micros(200);
 
 /// A sleep shorter than this still counts as a quick answer, one that a spin of [`LINGER`] would
