@@ -124,6 +124,43 @@ fn many_one_off_workers_at_once() {
 }
 
 #[test]
+fn quick_and_slow_one_offs_joined_from_several_threads_with_tight_timeouts() {
+    // A blocking join watches for a quick answer before it sleeps, one thread of the process at
+    // a time. From four threads at once: quick orders (answered within that watch), a task
+    // that outlasts it, a typed error, and a timeout far shorter than the watch; each thread
+    // gets its own answers, and the timed-out worker is gone.
+    std::thread::scope(|scope| {
+        for t in 0..4_u32 {
+            scope.spawn(move || {
+                for n in 0..40_u32 {
+                    let order = sample_order(&format!("q-{t}-{n}"), vec![item(1 + n, t + 1, 10)]);
+                    let expected = price_order(order.clone()).unwrap();
+                    let receipt = price_order::spawn(order).unwrap().join().unwrap().unwrap();
+                    assert_eq!(receipt.total_micro_cents, expected.total_micro_cents);
+                    assert_eq!(receipt.quantity_by_sku, expected.quantity_by_sku);
+                }
+                assert_ne!(nap::spawn(5).unwrap().join().unwrap(), std::process::id());
+                let typed = price_order::spawn(sample_order(&format!("e-{t}"), vec![]))
+                    .unwrap()
+                    .join()
+                    .unwrap();
+                assert_eq!(
+                    typed,
+                    Err(OrderError::Empty {
+                        order_id: format!("e-{t}")
+                    })
+                );
+                let handle = nap::spawn(60_000).unwrap();
+                let pid = handle.pid();
+                let err = handle.join_timeout(Duration::from_micros(50)).unwrap_err();
+                assert!(err.is_timeout(), "{err}");
+                assert!(gone(pid), "{pid} was left behind");
+            });
+        }
+    });
+}
+
+#[test]
 fn spawned_and_joined_on_another_thread() {
     // Without `init`, a one-off worker dies with the thread that spawned it: joined there, fine.
     let pid = std::thread::spawn(|| nap::spawn(20).unwrap().join().unwrap())
