@@ -421,6 +421,7 @@ impl Spin {
         Spin::holding(&SPINNING, deadline)
     }
 
+    /// As [`start`](Spin::start), with `flag` standing for [`SPINNING`].
     fn holding(flag: &'static AtomicBool, deadline: Option<Instant>) -> Option<Spin> {
         if !ring::may_spin() || flag.swap(true, Ordering::Acquire) {
             return None;

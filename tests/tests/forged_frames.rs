@@ -1,7 +1,8 @@
 //! A worker is untrusted input: whatever bytes its own code writes to its result channel, the
 //! caller gets an error for that task (or, where the pool saw the task's outcome before the
 //! bytes, for no task: the worker is retired before it gets another), never a hang, an abort or
-//! an allocation the bytes do not back; and the pool replaces the worker and goes on. (Issue #11, cases 2, 12 and 13.)
+//! an allocation the bytes do not back; and the pool replaces the worker and goes on. (Issue
+//! #11, cases 2, 12 and 13.)
 //!
 //! The checks run one after another, in a binary of their own (no test harness): a worker finds
 //! its result pipe among its descriptors, and a sibling forked at the same moment by another
