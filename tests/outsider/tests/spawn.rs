@@ -17,6 +17,21 @@ fn nap(ms: u64) -> u32 {
 #[lambda_parallel]
 fn nothing() {}
 
+/// Spawns the pricing of an order with no lines, which the worker refuses with its own typed
+/// error, inside the `Ok`.
+fn empty_order_is_refused(order_id: &str) {
+    let typed = price_order::spawn(sample_order(order_id, vec![]))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(
+        typed,
+        Err(OrderError::Empty {
+            order_id: order_id.into()
+        })
+    );
+}
+
 fn gone(pid: u32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -35,16 +50,7 @@ fn the_plain_call_and_the_spawned_one_agree() {
     assert_eq!(remote.audit["pid"], pid);
 
     // The worker's own error, typed, inside the Ok.
-    let typed = price_order::spawn(sample_order("s-2", vec![]))
-        .unwrap()
-        .join()
-        .unwrap();
-    assert_eq!(
-        typed,
-        Err(OrderError::Empty {
-            order_id: "s-2".into()
-        })
-    );
+    empty_order_is_refused("s-2");
     nothing::spawn().unwrap().join().unwrap();
 }
 
@@ -140,16 +146,7 @@ fn quick_and_slow_one_offs_joined_from_several_threads_with_tight_timeouts() {
                     assert_eq!(receipt.quantity_by_sku, expected.quantity_by_sku);
                 }
                 assert_ne!(nap::spawn(5).unwrap().join().unwrap(), std::process::id());
-                let typed = price_order::spawn(sample_order(&format!("e-{t}"), vec![]))
-                    .unwrap()
-                    .join()
-                    .unwrap();
-                assert_eq!(
-                    typed,
-                    Err(OrderError::Empty {
-                        order_id: format!("e-{t}")
-                    })
-                );
+                empty_order_is_refused(&format!("e-{t}"));
                 let handle = nap::spawn(60_000).unwrap();
                 let pid = handle.pid();
                 let err = handle.join_timeout(Duration::from_micros(50)).unwrap_err();
